@@ -1,0 +1,15 @@
+"""paramscope: know exactly what your model will learn.
+
+``paramscope.inspect(model)`` returns a :class:`~paramscope.core.Report` of a live Keras 3,
+tf.keras or PyTorch model: every tensor, its role (trainable, frozen, state), its parameters,
+counted once even when tied, with the framework's own totals reconciled. Importing this
+package imports no deep-learning framework.
+"""
+
+from paramscope.api import inspect
+from paramscope.core import Node, Report, Role, Tensor
+from paramscope.errors import InputError, ParamscopeError
+
+__version__ = "0.1.0"
+
+__all__ = ["InputError", "Node", "ParamscopeError", "Report", "Role", "Tensor", "inspect"]

@@ -1,0 +1,129 @@
+"""The ``paramscope`` command: parse, call the API, render, exit code.
+
+Exit codes: 0 ok; 1 a check found a problem; 2 bad input or usage, reported on one line
+naming the model or file and what is wrong (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from paramscope import __version__
+from paramscope.errors import ParamscopeError
+
+FORMATS = ("text", "json", "md")
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"paramscope: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(command):
+    """Turn our errors into one-line messages and exit codes; `--debug` re-raises."""
+
+    @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+    @functools.wraps(command)
+    def wrapper(*args, debug: bool, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ParamscopeError as exc:
+            if debug:
+                raise
+            _fail(str(exc), EXIT_BAD_INPUT)
+        except (KeyboardInterrupt, SystemExit, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback "
+                "and please report it)",
+                EXIT_INTERNAL,
+            )
+
+    return wrapper
+
+
+def emit(text: str, output: str | None) -> None:
+    if output:
+        from paramscope.fileio import write_atomic
+
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paramscope")
+def cli() -> None:
+    """Know exactly what your model will learn.
+
+    MODEL is a `package.module:factory` or `path/to/file.py:factory` reference; pass factory
+    arguments with repeatable `--arg key=value` (values are Python literals).
+    """
+
+
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--arg",
+    "factory_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Argument for the model factory (repeatable).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Show layers down to this depth (root = 0; default 2). JSON always holds the whole tree.",
+)
+@click.option("--show-tensors", is_flag=True, help="List every tensor with its shape, dtype and role.")
+@handles_errors
+def summary(
+    model: str,
+    factory_args: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    depth: int | None,
+    show_tensors: bool,
+) -> None:
+    """Every layer's tensors and parameters by role, reconciled with the framework's totals."""
+    from paramscope.api import inspect
+    from paramscope.render import RENDERERS
+    from paramscope.render.text import DEFAULT_DEPTH, summary_renderable
+    from paramscope.sources.reference import parse_factory_args
+
+    report = inspect(model, **parse_factory_args(factory_args))
+    depth = DEFAULT_DEPTH if depth is None else depth
+    if fmt == "text" and output is None:
+        from rich.console import Console
+
+        Console(highlight=False).print(summary_renderable(report, depth, show_tensors))
+        return
+    emit(RENDERERS[fmt](report, depth=depth, show_tensors=show_tensors), output)
+
+
+@cli.command()
+@handles_errors
+def demo() -> None:
+    """The transfer-learning story: MobileNetV2 base + head, before and after freezing."""
+    from paramscope.demo import run_demo
+
+    run_demo()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Where tensor counts come from: layers with weights, grouped by layer type.
+
+This is the arithmetic behind "len(model.trainable_weights) is the number of layers with
+weights times two": for each layer type, how many layers hold tensors of a role and how
+many tensors that makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paramscope.core.report import Node, Report, Role
+
+
+@dataclass(frozen=True)
+class TypeCount:
+    type: str
+    layers: int
+    tensors: int
+    params: int
+
+    @property
+    def per_layer(self) -> str:
+        """`2` when every layer holds the same number of tensors, else `1–2`."""
+        return f"{self.tensors // self.layers}" if self.tensors % self.layers == 0 else "~"
+
+
+def weighted_layers(report: Report) -> list[Node]:
+    """Nodes that own at least one tensor (not merely through children)."""
+    return [node for node in report.nodes() if any(t.counted for t in node.tensors)]
+
+
+def by_layer_type(report: Report, role: Role) -> list[TypeCount]:
+    """Per layer type: layers owning tensors of ``role``, their tensors and params; largest first."""
+    groups: dict[str, list[int]] = {}
+    for node in report.nodes():
+        owned = [t for t in node.tensors if t.counted and t.role is role]
+        if owned:
+            entry = groups.setdefault(node.type, [0, 0, 0])
+            entry[0] += 1
+            entry[1] += len(owned)
+            entry[2] += sum(t.params for t in owned)
+    counts = [TypeCount(kind, *numbers) for kind, numbers in groups.items()]
+    return sorted(counts, key=lambda c: (-c.tensors, c.type))

@@ -1,0 +1,178 @@
+"""The framework-neutral model of what a model holds: tensors in a tree of nodes.
+
+A source (live Keras, live torch, a checkpoint file) builds a :class:`Node` tree whose
+:class:`Tensor` leaves carry a :class:`Role`. Aliases of one tensor (tied embeddings, a layer
+shared between two parents) appear at every place the model reaches them, but only the first
+owner counts it; the others point to it through ``shared_with``. Every total in paramscope is
+computed here, from the tree, so renderers and operations never re-count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Role(str, Enum):
+    """What training does to a tensor."""
+
+    TRAINABLE = "trainable"  # updated by gradients
+    FROZEN = "frozen"  # could be trained, switched off
+    STATE = "state"  # never trained by gradients (BatchNorm moving stats, buffers, counters)
+    UNKNOWN = "unknown"  # the source stores no trainability (most checkpoint formats)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ROLES = tuple(Role)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One stored array and its place in the model."""
+
+    name: str
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: Role
+    params: int
+    bytes: int | None
+    shared_with: str | None = None  # owner's path when this is an alias of a tensor seen before
+    persistent: bool | None = None  # torch buffers: saved in state_dict() or not
+
+    @property
+    def counted(self) -> bool:
+        """Whether totals count this entry (aliases are counted at their owner only)."""
+        return self.shared_with is None
+
+
+@dataclass
+class RoleTotals:
+    """Tensor, parameter and byte counts of one role (or of all roles)."""
+
+    tensors: int = 0
+    params: int = 0
+    bytes: int = 0
+
+    def add(self, tensor: Tensor) -> None:
+        self.tensors += 1
+        self.params += tensor.params
+        self.bytes += tensor.bytes or 0
+
+    def __iadd__(self, other: RoleTotals) -> RoleTotals:
+        self.tensors += other.tensors
+        self.params += other.params
+        self.bytes += other.bytes
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {"tensors": self.tensors, "params": self.params, "bytes": self.bytes}
+
+
+def totals_of(tensors: Iterator[Tensor] | list[Tensor]) -> dict[str, RoleTotals]:
+    """Totals per role plus ``all``, counting each tensor once (aliases skipped)."""
+    totals = {role.value: RoleTotals() for role in ROLES}
+    totals["all"] = RoleTotals()
+    for tensor in tensors:
+        if tensor.counted:
+            totals[tensor.role.value].add(tensor)
+            totals["all"].add(tensor)
+    return totals
+
+
+@dataclass
+class Node:
+    """A layer or module: its own tensors and its children, in model order."""
+
+    path: str
+    name: str
+    type: str
+    trainable: bool | None = None  # the flag as the user set it (Keras); None where none exists
+    tensors: list[Tensor] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
+    mode: str | None = None  # torch: "train" or "eval"
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every descendant, depth first, in model order."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def all_tensors(self) -> Iterator[Tensor]:
+        for node in self.walk():
+            yield from node.tensors
+
+    def totals(self) -> dict[str, RoleTotals]:
+        """Totals of this subtree; a tensor owned outside it is not counted here."""
+        return totals_of(self.all_tensors())
+
+    def training_status(self) -> str:
+        """`Y` all trainable, `N` all frozen, `partial`, or `—` when it holds no learnable tensor."""
+        roles = {t.role for t in self.all_tensors() if t.role in (Role.TRAINABLE, Role.FROZEN)}
+        if roles == {Role.TRAINABLE}:
+            return "Y"
+        if roles == {Role.FROZEN}:
+            return "N"
+        if roles:
+            return "partial"
+        return "—"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a report came from."""
+
+    kind: str  # keras | tf_keras | torch | keras_file | h5 | safetensors | ...
+    framework_version: str | None = None
+    backend: str | None = None
+    path: str | None = None
+
+
+@dataclass
+class TensorGroup:
+    """Tensors that belong with a model but are not part of it (optimizer slots, metrics)."""
+
+    name: str
+    tensors: list[Tensor]
+
+    @property
+    def totals(self) -> RoleTotals:
+        total = RoleTotals()
+        for tensor in self.tensors:
+            total.add(tensor)
+        return total
+
+
+@dataclass
+class Report:
+    """Everything paramscope knows about one model; what every renderer and operation takes."""
+
+    source: Source
+    root: Node
+    optimizer: TensorGroup | None = None
+    metrics: TensorGroup | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Paths of the tensors the compiled train step will update, where the framework captured
+    # them at compile() time (tf.keras `_collected_trainable_weights`); None when it did not.
+    compiled_trainable: list[str] | None = None
+    totals: dict[str, RoleTotals] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.totals = self.root.totals()
+
+    def tensors(self) -> Iterator[Tensor]:
+        """Every tensor entry, aliases included, in model order."""
+        return self.root.all_tensors()
+
+    def nodes(self) -> Iterator[Node]:
+        return self.root.walk()
+
+    def __rich__(self):  # `rich.print(report)`
+        from paramscope.render.text import summary_renderable
+
+        return summary_renderable(self)

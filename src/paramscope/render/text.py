@@ -1,0 +1,129 @@
+"""Terminal output with rich: the layer tree as a table, then the reading of the numbers."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from paramscope.core.report import Report, Role
+from paramscope.render.reading import reading
+from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
+
+DEFAULT_DEPTH = 2
+ROLE_STYLE = {"trainable": "green", "frozen": "cyan", "state": "magenta", "unknown": "yellow"}
+STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
+
+
+def _source_line(report: Report) -> Text:
+    source = report.source
+    framework = {"keras": "Keras", "tf_keras": "tf.keras", "torch": "PyTorch"}.get(source.kind, source.kind)
+    parts = [f"{framework} {source.framework_version}" if source.framework_version else framework]
+    if source.backend and source.kind == "keras":
+        parts.append(f"{source.backend} backend")
+    if source.path:
+        parts.append(source.path)
+    text = Text.assemble((report.root.name, "bold"), f" ({report.root.type})  ", (" · ".join(parts), "dim"))
+    return text
+
+
+def _row_cells(row) -> tuple[Text, Text, str, str, str]:
+    if isinstance(row, NodeRow):
+        status = row.node.training_status()
+        return (
+            Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), f" ({row.node.type})"),
+            Text(status, style=STATUS_STYLE[status]),
+            tensor_counts(row.tensors),
+            f"{row.params:,}",
+            f"{row.trainable_params:,}",
+        )
+    tensor = row.tensor
+    label = Text.assemble(row.prefix, "· ", tensor.name, f" {shape_text(tensor)} {tensor.dtype}", style="dim")
+    if tensor.shared_with:
+        label.append(f" → {tensor.shared_with}", style="italic")
+    if tensor.persistent is False:
+        label.append(" non-persistent", style="italic")
+    params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
+    return label, Text(tensor.role.value, style=ROLE_STYLE[tensor.role.value]), "", params, ""
+
+
+class LayerTable:
+    """The layer table, sized at render time: numbers keep their full width, names shrink.
+
+    rich shrinks every no-wrap column in proportion when space is short, which would cut
+    digits off parameter counts; so the name column gets whatever width the numbers leave.
+    """
+
+    NUMERIC = (
+        ("Trains", "center"),
+        ("Tensors T/F/S", "right"),
+        ("Params", "right"),
+        ("Trainable", "right"),
+    )
+
+    def __init__(self, report: Report, depth: int | None, show_tensors: bool) -> None:
+        self.cells = [_row_cells(row) for row in rows(report, depth, show_tensors)]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = [
+            max(len(title), *(len(str(cell[i])) for cell in self.cells))
+            for i, (title, _) in enumerate(self.NUMERIC, start=1)
+        ]
+        name_width = max(12, options.max_width - sum(widths) - 2 * len(widths))
+        table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None, padding=(0, 1))
+        table.add_column("Layer (type)", no_wrap=True, overflow="ellipsis", max_width=name_width)
+        for (title, justify), width in zip(self.NUMERIC, widths, strict=True):
+            table.add_column(title, justify=justify, no_wrap=True, min_width=width)
+        for cell in self.cells:
+            table.add_row(*cell)
+        yield table
+
+
+def _reading_block(report: Report) -> RenderableType:
+    read = reading(report)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_column(style="dim")
+    for line in read.roles:
+        style = ROLE_STYLE.get(line.role, "bold")
+        grid.add_row(Text(line.role.capitalize(), style=style), line.text, line.note)
+    parts: list[RenderableType] = [
+        Text(""),
+        grid,
+        Text(""),
+        Text(read.framework_title + ":", style="bold"),
+    ]
+    parts += [Text(line) for line in read.framework_lines]
+    parts += [Text(line, style="dim") for line in read.connections]
+    parts += [Text(line) for line in read.extras]
+    parts += [Text(f"warning: {line}", style="yellow") for line in read.warnings]
+    return Group(*parts)
+
+
+def summary_renderable(
+    report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False
+) -> Group:
+    """The whole summary as one rich renderable (the CLI prints it with colour on a terminal)."""
+    return Group(
+        _source_line(report),
+        Text(""),
+        LayerTable(report, depth, show_tensors),
+        _reading_block(report),
+    )
+
+
+def render_text(
+    report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False, width: int = 100
+) -> str:
+    """The summary as plain text (no colour), for files and golden tests."""
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
+    )
+    console.print(summary_renderable(report, depth, show_tensors))
+    return console.file.getvalue()
+
+
+__all__ = ["DEFAULT_DEPTH", "Role", "render_text", "summary_renderable"]

@@ -1,0 +1,65 @@
+"""Live PyTorch ``nn.Module`` objects.
+
+Parameters are ``trainable`` or ``frozen`` by ``requires_grad``; buffers are ``state``
+(persistent or not, as ``state_dict()`` would save them). A parameter reached twice (an LM
+head tied to its embedding, a module registered under two names) is the same object, so it
+is counted once, at its first path, as ``parameters()`` does. No forward pass is run and
+nothing on the module is changed.
+"""
+
+from __future__ import annotations
+
+from paramscope.core.report import Node, Report, Role, Source
+from paramscope.core.tree import TreeBuilder, join_path
+
+
+def inspect_torch(module) -> Report:
+    """Report of a live ``torch.nn.Module``, untouched."""
+    import torch
+    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+    builder = TreeBuilder()
+    lazy: list[str] = []
+
+    def visit(mod, path: str, name: str) -> Node:
+        node = Node(
+            path=path,
+            name=name,
+            type=type(mod).__name__,
+            mode="train" if mod.training else "eval",
+        )
+        for pname, param in mod._parameters.items():
+            if param is None:
+                continue
+            if isinstance(param, UninitializedParameter):
+                lazy.append(join_path(path, pname))
+                continue
+            role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
+            node.tensors.append(builder.tensor(param, path, pname, param.shape, param.dtype, role))
+        for bname, buffer in mod._buffers.items():
+            if buffer is None:
+                continue
+            if isinstance(buffer, UninitializedBuffer):
+                lazy.append(join_path(path, bname))
+                continue
+            persistent = bname not in mod._non_persistent_buffers_set
+            node.tensors.append(
+                builder.tensor(buffer, path, bname, buffer.shape, buffer.dtype, Role.STATE, persistent)
+            )
+        for cname, child in mod._modules.items():
+            if child is not None:
+                node.children.append(visit(child, join_path(path, cname), cname))
+        return node
+
+    root = visit(module, "", type(module).__name__)
+    warnings = []
+    if lazy:
+        warnings.append(
+            f"{len(lazy)} lazy tensor(s) not initialized yet ({', '.join(lazy[:5])}): they "
+            "count 0 until the module has seen one input."
+        )
+    return Report(
+        source=Source(kind="torch", framework_version=torch.__version__),
+        root=root,
+        warnings=warnings,
+    )
