@@ -36,9 +36,8 @@ def render_markdown(report: Report, depth: int | None = DEFAULT_DEPTH, show_tens
             t = row.tensor
             alias = f" → `{_cell(t.shared_with)}`" if t.shared_with else ""
             params = f"({t.params:,})" if t.shared_with else f"{t.params:,}"
-            lines.append(
-                f"| {indent}`{_cell(t.name)}` {shape_text(t)} {t.dtype}{alias} | {t.role.value} | | {params} | |"
-            )
+            label = f"{indent}`{_cell(t.name)}` {shape_text(t)} {t.dtype}{alias}"
+            lines.append(f"| {label} | {t.role.value} | | {params} | |")
     read = reading(report)
     lines += ["", "| Role | Tensors and params | Meaning |", "|---|---|---|"]
     lines += [f"| {line.role} | {line.text} | {line.note} |" for line in read.roles]
