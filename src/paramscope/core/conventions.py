@@ -56,9 +56,12 @@ def keras_lines(report: Report) -> list[str]:
     counts = keras_counts(report)
     if report.source.kind == "tf_keras":
         return [
-            f"Total params: {counts.total.params} ({keras_size(counts.total.bytes)})",
-            f"Trainable params: {counts.trainable.params} ({keras_size(counts.trainable.bytes)})",
-            f"Non-trainable params: {counts.non_trainable.params} ({keras_size(counts.non_trainable.bytes)})",
+            f"{label}: {totals.params} ({keras_size(totals.bytes, 'Byte')})"
+            for label, totals in (
+                ("Total params", counts.total),
+                ("Trainable params", counts.trainable),
+                ("Non-trainable params", counts.non_trainable),
+            )
         ]
     lines = [
         f" Total params: {count(counts.total.params)} ({keras_size(counts.total.bytes)})",

@@ -1,18 +1,19 @@
 """Number and size formatting shared by every renderer.
 
 `keras_size` reproduces Keras's own `readable_memory_size` exactly (powers of 1024, two
-decimals, units B/KB/MB/...), because our footer prints Keras's lines verbatim beside ours.
+decimals), because our footer prints Keras's lines verbatim beside ours. Keras 3 calls bytes
+`B`; tf.keras calls them `Byte`.
 """
 
 from __future__ import annotations
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+_UNITS = ("KB", "MB", "GB", "TB", "PB")
 
 
-def keras_size(nbytes: float) -> str:
+def keras_size(nbytes: float, byte_unit: str = "B") -> str:
     """Format a byte count as Keras's `model.summary()` does (`8.73 MB`)."""
     size = float(nbytes)
-    for unit in _UNITS:
+    for unit in (byte_unit, *_UNITS):
         if size / 1024 < 1:
             return f"{size:.2f} {unit}"
         size /= 1024

@@ -71,7 +71,7 @@ class LayerTable:
             max(len(title), *(len(str(cell[i])) for cell in self.cells))
             for i, (title, _) in enumerate(self.NUMERIC, start=1)
         ]
-        name_width = max(12, options.max_width - sum(widths) - 2 * len(widths))
+        name_width = max(6, options.max_width - sum(widths) - 2 * len(widths))
         table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None, padding=(0, 1))
         table.add_column("Layer (type)", no_wrap=True, overflow="ellipsis", max_width=name_width)
         for (title, justify), width in zip(self.NUMERIC, widths, strict=True):

@@ -29,6 +29,13 @@ def _own_variables(layer) -> list:
     return own
 
 
+def _children(layer, keras) -> list:
+    """Sublayers in model order; a Sequential's InputLayer is left out, as Keras's own list does."""
+    if isinstance(layer, keras.Sequential):
+        return layer.layers
+    return layer._layers
+
+
 def _variable_name(variable) -> str:
     return variable.name.rsplit("/", 1)[-1]
 
@@ -63,7 +70,7 @@ def inspect_keras(model) -> Report:
                 )
             )
         child_names = UniqueNames()
-        for child in layer._layers:
+        for child in _children(layer, keras):
             child_name = child_names(child.name)
             node.children.append(visit(child, join_path(path, child_name), child_name))
         return node

@@ -1,0 +1,76 @@
+"""Every keras.applications model the backend can build, against Keras's own numbers.
+
+On the torch backend (the in-process run) every model, with and without its top; under jax
+and tensorflow (tests/test_backends.py sets PARAMSCOPE_APPS=third) every third model.
+Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
+frozen model (Keras 3 trains it: roles are per variable).
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect as pyinspect
+import os
+
+import keras
+import pytest
+
+import paramscope
+from paramscope.core.report import Role
+from tests.truth import assert_matches_keras
+
+ALL_APPS = sorted(
+    name for name, obj in vars(keras.applications).items() if pyinspect.isfunction(obj) and name[0].isupper()
+)
+APPS = ALL_APPS[::3] if os.environ.get("PARAMSCOPE_APPS") == "third" else ALL_APPS
+MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
+
+
+def build(name: str, include_top: bool):
+    kwargs: dict = {"weights": None, "include_top": include_top}
+    if not include_top:
+        size = MIN_SIZE.get(name, 32)
+        kwargs["input_shape"] = (size, size, 3)
+    try:
+        return getattr(keras.applications, name)(**kwargs)
+    except ValueError as exc:
+        if "not available with the" in str(exc):  # Keras's own per-backend restriction
+            pytest.skip(str(exc).split(".")[0])
+        raise
+
+
+def last_weighted_layer(model):
+    return [layer for layer in model._flatten_layers(include_self=False) if layer.weights][-1]
+
+
+@pytest.mark.parametrize("include_top", [True, False], ids=["top", "notop"])
+@pytest.mark.parametrize("name", APPS)
+def test_application_matches_keras(name: str, include_top: bool) -> None:
+    model = build(name, include_top)
+    try:
+        report = paramscope.inspect(model)
+        assert_matches_keras(report, model)
+        state_before = {t.path for t in report.tensors() if t.role is Role.STATE}
+        assert report.totals["frozen"].tensors == 0
+
+        # The transfer-learning set-up: the application nested as the base of an outer model.
+        inputs = keras.Input(model.input_shape[1:])
+        outer = keras.Model(inputs, model(inputs), name="outer")
+        model.trainable = False
+        frozen = paramscope.inspect(outer)
+        assert_matches_keras(frozen, outer)
+        assert frozen.totals["trainable"].tensors == 0
+        assert frozen.totals["frozen"].tensors == report.totals["trainable"].tensors
+        assert {t.path.removeprefix(model.name + "/") for t in frozen.tensors() if t.role is Role.STATE} == (
+            state_before
+        )
+
+        inner = last_weighted_layer(model)
+        inner.trainable = True  # re-enabled under a frozen parent: Keras 3 trains it
+        partial = paramscope.inspect(outer)
+        assert_matches_keras(partial, outer)
+        assert partial.totals["trainable"].tensors == len(inner.trainable_weights) > 0
+    finally:
+        del model
+        keras.backend.clear_session()
+        gc.collect()

@@ -1,0 +1,144 @@
+"""The `paramscope` command: formats, references, outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paramscope.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "tests/fixtures/models.py:tiny"
+
+
+@pytest.fixture(autouse=True)
+def in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_summary_text() -> None:
+    result = run("summary", TINY)
+    assert result.exit_code == 0, result.output
+    assert "Sequential" in result.output
+    assert "torch says" in result.output
+    assert "sum(p.numel() for p in model.parameters()) = 34" in result.output
+
+
+def test_summary_json_contract() -> None:
+    result = run("summary", TINY, "--format", "json", "--arg", "frozen=True")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["schema_version"] == 1
+    assert data["source"]["kind"] == "torch"
+    assert set(data["totals"]) == {"trainable", "frozen", "state", "unknown", "all"}
+    assert data["totals"]["frozen"] == {"tensors": 2, "params": 16, "bytes": 64}
+    assert data["totals"]["trainable"]["params"] == 8 + 10
+    assert data["conventions"]["torch"] == {"trainable_params": 18, "non_trainable_params": 16,
+                                            "total_params": 34}
+    assert data["conventions"]["keras"]["non_trainable_params"] == 16 + 9  # + BatchNorm buffers
+    first = data["root"]["children"][0]
+    assert first["path"] == "0" and first["type"] == "Linear"
+    assert first["tensors"][0] == {
+        "name": "weight", "path": "0/weight", "shape": [4, 3], "dtype": "float32", "role": "frozen",
+        "params": 12, "bytes": 48, "shared_with": None, "persistent": None,
+    }
+
+
+def test_factory_args_are_literals() -> None:
+    result = run("summary", TINY, "--arg", "width=8", "--format", "json")
+    assert json.loads(result.output)["totals"]["all"]["params"] == (3 * 8 + 8) + (2 * 8 + 17) + (8 * 2 + 2)
+
+
+def test_module_reference_and_dict_factory() -> None:
+    result = run("summary", "tests.fixtures.models:with_optimizer", "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("## Sequential (Sequential)")
+    assert "| trainable |" in result.output
+
+
+def test_instance_reference() -> None:
+    assert run("summary", "tests.fixtures.models:INSTANCE").exit_code == 0
+
+
+def test_keras_reference_with_args() -> None:
+    result = run("summary", "keras.applications:VGG16", "--arg", "include_top=False", "--arg", "weights=None",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["totals"]["trainable"] == {"tensors": 26, "params": 14_714_688, "bytes": 58_858_752}
+    assert data["source"]["backend"] == "torch"
+
+
+def test_output_file_written_atomically(tmp_path) -> None:
+    target = tmp_path / "summary.md"
+    target.write_text("old")
+    result = run("summary", TINY, "--format", "md", "--output", str(target))
+    assert result.exit_code == 0 and result.output == ""
+    assert target.read_text().startswith("## Sequential")
+    assert os.listdir(tmp_path) == ["summary.md"]  # no temporary file left behind
+
+
+def test_depth_and_show_tensors() -> None:
+    shallow = run("summary", TINY, "--depth", "0").output
+    deep = run("summary", TINY, "--show-tensors").output
+    assert "Linear" not in shallow and "Linear" in deep
+    assert "weight (4, 3) float32" in deep and "running_mean (4,)" in deep
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "message"),
+    [
+        ("no_such_module_xyz:factory", [], "no_such_module_xyz: cannot import module"),
+        ("tests/fixtures/missing.py:f", [], "tests/fixtures/missing.py: no such Python file"),
+        ("tests.fixtures.models:nothing", [], "has no attribute 'nothing'"),
+        ("tests.fixtures.models:broken", [], "the factory raised RuntimeError: no weights here"),
+        ("tests.fixtures.models:not_a_model", [], "got a builtins.list, which is not a Keras or PyTorch model"),
+        ("tests.fixtures.models:bad_dict", [], "a factory's dict needs the key 'model'"),
+        ("tests.fixtures.models:INSTANCE", ["--arg", "x=1"], "is not a factory"),
+        (TINY, ["--arg", "novalue"], "expected key=value"),
+        ("does/not/exist.bin", [], "no such file"),
+        ("README.md", [], "README.md: reading model files is not supported yet"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(model: str, args: list[str], message: str, tmp_path) -> None:
+    output = tmp_path / "out.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "summary", model, *args, "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("paramscope: error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_debug_shows_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "summary", "tests.fixtures.models:broken", "--debug"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "no weights here" in result.stderr
+
+
+def test_usage_error_exit_2() -> None:
+    assert run("summary", TINY, "--format", "yaml").exit_code == 2
+
+
+def test_console_script_installed() -> None:
+    result = subprocess.run([Path(sys.executable).parent / "paramscope", "--version"],
+                            capture_output=True, text=True, check=True)
+    assert "paramscope" in result.stdout

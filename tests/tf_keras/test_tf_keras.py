@@ -1,0 +1,81 @@
+"""Live tf.keras (Keras 2) models, against tf.keras's own numbers.
+
+Run in its own process by tests/test_backends.py. tf.keras decides trainability per parent:
+a sublayer re-enabled under a frozen parent stays frozen (Keras 3 would train it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tf_keras
+
+import paramscope
+from paramscope.core.conventions import keras_lines
+from paramscope.core.report import Role
+from tests.truth import assert_matches_keras, keras_footer
+
+
+def test_resnet50_fact() -> None:
+    model = tf_keras.applications.ResNet50(weights=None)
+    report = paramscope.inspect(model)
+    assert report.source.kind == "tf_keras"
+    assert (report.totals["trainable"].tensors, report.totals["state"].tensors) == (214, 106)
+    assert report.totals["all"].params == 25_636_712
+    assert_matches_keras(report, model)
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "VGG16", "DenseNet121", "EfficientNetB0", "InceptionV3"])
+def test_transfer_model_frozen_base(name: str) -> None:
+    base = getattr(tf_keras.applications, name)(weights=None, include_top=False, input_shape=(75, 75, 3))
+    inputs = tf_keras.Input((75, 75, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(23)(x))
+    before = paramscope.inspect(model)
+    assert_matches_keras(before, model)
+    base.trainable = False
+    after = paramscope.inspect(model)
+    assert_matches_keras(after, model)
+    assert after.totals["trainable"].tensors == 2
+    assert after.totals["frozen"].tensors == before.totals["trainable"].tensors - 2
+
+
+def test_seed_transfer_numbers() -> None:
+    base = tf_keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(224, 224, 3))
+    inputs = tf_keras.Input((224, 224, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(23)(x))
+    assert paramscope.inspect(model).totals["trainable"].params == 2_253_335
+    base.trainable = False
+    report = paramscope.inspect(model)
+    assert (report.totals["trainable"].tensors, report.totals["trainable"].params) == (2, 29_463)
+
+
+def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
+    base = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"),
+                                tf_keras.layers.Dense(2, name="b")], name="base")
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
+    base.trainable = False
+    base.get_layer("b").trainable = True
+    report = paramscope.inspect(model)
+    roles = {t.path: t.role for t in report.tensors()}
+    assert roles["base/b/kernel"] is Role.FROZEN  # per-parent semantics
+    assert roles["head/kernel"] is Role.TRAINABLE
+    assert_matches_keras(report, model)
+
+
+def test_compiled_and_fit() -> None:
+    model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(5),
+                                 tf_keras.layers.BatchNormalization(), tf_keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((4, 6)), np.zeros((4, 1)), epochs=1, verbose=0)
+    report = paramscope.inspect(model)
+    assert keras_lines(report) == keras_footer(model)  # tf.keras never prints optimizer params
+    assert report.totals["state"].tensors == 2
+
+
+def test_weight_names_are_short() -> None:
+    model = tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2, name="d")])
+    report = paramscope.inspect(model)
+    assert [t.path for t in report.tensors()] == ["d/kernel", "d/bias"]
