@@ -22,7 +22,12 @@ def run_suite(path: str, env_extra: dict[str, str]) -> None:
     env = {**os.environ, **env_extra, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider", "-x"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

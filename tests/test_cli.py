@@ -43,14 +43,24 @@ def test_summary_json_contract() -> None:
     assert set(data["totals"]) == {"trainable", "frozen", "state", "unknown", "all"}
     assert data["totals"]["frozen"] == {"tensors": 2, "params": 16, "bytes": 64}
     assert data["totals"]["trainable"]["params"] == 8 + 10
-    assert data["conventions"]["torch"] == {"trainable_params": 18, "non_trainable_params": 16,
-                                            "total_params": 34}
+    assert data["conventions"]["torch"] == {
+        "trainable_params": 18,
+        "non_trainable_params": 16,
+        "total_params": 34,
+    }
     assert data["conventions"]["keras"]["non_trainable_params"] == 16 + 9  # + BatchNorm buffers
     first = data["root"]["children"][0]
     assert first["path"] == "0" and first["type"] == "Linear"
     assert first["tensors"][0] == {
-        "name": "weight", "path": "0/weight", "shape": [4, 3], "dtype": "float32", "role": "frozen",
-        "params": 12, "bytes": 48, "shared_with": None, "persistent": None,
+        "name": "weight",
+        "path": "0/weight",
+        "shape": [4, 3],
+        "dtype": "float32",
+        "role": "frozen",
+        "params": 12,
+        "bytes": 48,
+        "shared_with": None,
+        "persistent": None,
     }
 
 
@@ -71,8 +81,16 @@ def test_instance_reference() -> None:
 
 
 def test_keras_reference_with_args() -> None:
-    result = run("summary", "keras.applications:VGG16", "--arg", "include_top=False", "--arg", "weights=None",
-                 "--format", "json")
+    result = run(
+        "summary",
+        "keras.applications:VGG16",
+        "--arg",
+        "include_top=False",
+        "--arg",
+        "weights=None",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["totals"]["trainable"] == {"tensors": 26, "params": 14_714_688, "bytes": 58_858_752}
@@ -102,7 +120,11 @@ def test_depth_and_show_tensors() -> None:
         ("tests/fixtures/missing.py:f", [], "tests/fixtures/missing.py: no such Python file"),
         ("tests.fixtures.models:nothing", [], "has no attribute 'nothing'"),
         ("tests.fixtures.models:broken", [], "the factory raised RuntimeError: no weights here"),
-        ("tests.fixtures.models:not_a_model", [], "got a builtins.list, which is not a Keras or PyTorch model"),
+        (
+            "tests.fixtures.models:not_a_model",
+            [],
+            "got a builtins.list, which is not a Keras or PyTorch model",
+        ),
         ("tests.fixtures.models:bad_dict", [], "a factory's dict needs the key 'model'"),
         ("tests.fixtures.models:INSTANCE", ["--arg", "x=1"], "is not a factory"),
         (TINY, ["--arg", "novalue"], "expected key=value"),
@@ -114,7 +136,10 @@ def test_bad_input_is_one_line_exit_2(model: str, args: list[str], message: str,
     output = tmp_path / "out.json"
     result = subprocess.run(
         [sys.executable, "-m", "paramscope.cli", "summary", model, *args, "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
@@ -128,7 +153,10 @@ def test_bad_input_is_one_line_exit_2(model: str, args: list[str], message: str,
 def test_debug_shows_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "paramscope.cli", "summary", "tests.fixtures.models:broken", "--debug"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "no weights here" in result.stderr
@@ -139,6 +167,7 @@ def test_usage_error_exit_2() -> None:
 
 
 def test_console_script_installed() -> None:
-    result = subprocess.run([Path(sys.executable).parent / "paramscope", "--version"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [Path(sys.executable).parent / "paramscope", "--version"], capture_output=True, text=True, check=True
+    )
     assert "paramscope" in result.stdout

@@ -22,3 +22,5 @@ def test_demo_tells_the_seed_story() -> None:
     assert "1280 × 23 + 23 = 29,463" in text
     assert " Trainable params: 29,463 (115.09 KB)" in text
     assert "52 BatchNormalization × 2" in text
+    reading = text.split("What the numbers mean")[1].splitlines()
+    assert reading[1].startswith("1. Tensors") and any(line.startswith("2. Parameters") for line in reading)

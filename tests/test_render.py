@@ -34,8 +34,10 @@ def tied_lm_report() -> Report:
 
 
 def keras_transfer_report() -> Report:
-    base = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="hidden"),
-                             keras.layers.BatchNormalization(name="bn")], name="base")
+    base = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(5, name="hidden"), keras.layers.BatchNormalization(name="bn")],
+        name="base",
+    )
     inputs = keras.Input((6,), name="pixels")
     outputs = keras.layers.Dense(3, name="head")(base(inputs))
     model = keras.Model(inputs, outputs, name="transfer")

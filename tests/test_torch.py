@@ -96,8 +96,12 @@ def test_buffers_are_state_with_persistence() -> None:
     model.register_buffer("scratch", torch.zeros(3), persistent=False)
     report = paramscope.inspect(model)
     state = {t.path: t.persistent for t in report.tensors() if t.role is Role.STATE}
-    assert state == {"scratch": False, "1/running_mean": True, "1/running_var": True,
-                     "1/num_batches_tracked": True}
+    assert state == {
+        "scratch": False,
+        "1/running_mean": True,
+        "1/running_var": True,
+        "1/num_batches_tracked": True,
+    }
     assert report.totals["state"].bytes == 3 * 4 + 2 * 4 * 4 + 8  # float32s and one int64
     assert set(model.state_dict()) - {t.path.replace("/", ".") for t in report.tensors()} == set()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.rule import Rule
 from rich.text import Text
 
@@ -113,9 +113,9 @@ def run_demo(console: Console | None = None) -> tuple[Report, Report]:
     )
     model, base = build_transfer_model()
     before = inspect(model)
-    console.print(Rule("Before: everything trainable"), summary_renderable(before, depth=1))
+    console.print(Group(Rule("Before: everything trainable"), summary_renderable(before, depth=1)))
     base.trainable = False
     after = inspect(model)
-    console.print(Rule(f"After: {base.name}.trainable = False"), summary_renderable(after, depth=1))
-    console.print(Rule("What the numbers mean"), *reading(before, after, base.name))
+    console.print(Group(Rule(f"After: {base.name}.trainable = False"), summary_renderable(after, depth=1)))
+    console.print(Group(Rule("What the numbers mean"), *reading(before, after, base.name)))
     return before, after

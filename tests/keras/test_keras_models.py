@@ -41,8 +41,11 @@ def test_resnet50_fact() -> None:
 
 def test_lstm_time_distributed_fact() -> None:
     model = keras.Sequential(
-        [keras.Input((None, 501)), keras.layers.LSTM(40, return_sequences=True),
-         keras.layers.TimeDistributed(keras.layers.Dense(501))]
+        [
+            keras.Input((None, 501)),
+            keras.layers.LSTM(40, return_sequences=True),
+            keras.layers.TimeDistributed(keras.layers.Dense(501)),
+        ]
     )
     report = paramscope.inspect(model)
     lstm, td = report.root.children
@@ -82,8 +85,10 @@ def test_batchnorm_roles() -> None:
     report = paramscope.inspect(layer_on(keras.layers.BatchNormalization(), 4, channels))
     bn = report.root.children[-1]
     assert {t.name: t.role for t in bn.tensors} == {
-        "gamma": Role.TRAINABLE, "beta": Role.TRAINABLE,
-        "moving_mean": Role.STATE, "moving_variance": Role.STATE,
+        "gamma": Role.TRAINABLE,
+        "beta": Role.TRAINABLE,
+        "moving_mean": Role.STATE,
+        "moving_variance": Role.STATE,
     }
     assert report.totals["trainable"].params == report.totals["state"].params == 2 * channels
 
@@ -99,8 +104,9 @@ def test_multihead_attention_sublayers_are_nodes() -> None:
 
 
 def test_sublayer_reenabled_under_frozen_parent_trains_in_keras3() -> None:
-    base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"),
-                             keras.layers.Dense(2, name="b")], name="base")
+    base = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")], name="base"
+    )
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(base(inputs)))
     base.trainable = False
@@ -123,15 +129,17 @@ def test_shared_layer_counted_once() -> None:
     report = paramscope.inspect(model)
     aliases = [t for t in report.tensors() if t.shared_with]
     assert {(t.path, t.shared_with) for t in aliases} == {
-        ("right/shared/kernel", "left/shared/kernel"), ("right/shared/bias", "left/shared/bias")
+        ("right/shared/kernel", "left/shared/kernel"),
+        ("right/shared/bias", "left/shared/bias"),
     }
     assert report.totals["all"].tensors == len(model.weights) == 2
     assert_matches_keras(report, model)
 
 
 def test_compiled_and_fit_reports_optimizer_apart() -> None:
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5), keras.layers.BatchNormalization(),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(5), keras.layers.BatchNormalization(), keras.layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     before_fit = paramscope.inspect(model)
     assert before_fit.optimizer is None  # not built until the first step

@@ -52,8 +52,10 @@ def test_seed_transfer_numbers() -> None:
 
 
 def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
-    base = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"),
-                                tf_keras.layers.Dense(2, name="b")], name="base")
+    base = tf_keras.Sequential(
+        [tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"), tf_keras.layers.Dense(2, name="b")],
+        name="base",
+    )
     inputs = tf_keras.Input((4,))
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
     base.trainable = False
@@ -66,8 +68,14 @@ def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
 
 
 def test_compiled_and_fit() -> None:
-    model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(5),
-                                 tf_keras.layers.BatchNormalization(), tf_keras.layers.Dense(1)])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input((6,)),
+            tf_keras.layers.Dense(5),
+            tf_keras.layers.BatchNormalization(),
+            tf_keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer="adam", loss="mse")
     model.fit(np.zeros((4, 6)), np.zeros((4, 1)), epochs=1, verbose=0)
     report = paramscope.inspect(model)

@@ -111,6 +111,17 @@ class Node:
         """Totals of this subtree; a tensor owned outside it is not counted here."""
         return totals_of(self.all_tensors())
 
+    def subtree_totals(self) -> dict[int, dict[str, RoleTotals]]:
+        """Totals of every subtree at once, keyed by ``id(node)``: one bottom-up pass."""
+        result: dict[int, dict[str, RoleTotals]] = {}
+        for node in reversed(list(self.walk())):  # children before their parents
+            totals = totals_of(node.tensors)
+            for child in node.children:
+                for role, child_totals in result[id(child)].items():
+                    totals[role] += child_totals
+            result[id(node)] = totals
+        return result
+
     def training_status(self) -> str:
         """`Y` all trainable, `N` all frozen, `partial`, or `—` when it holds no learnable tensor."""
         roles = {t.role for t in self.all_tensors() if t.role in (Role.TRAINABLE, Role.FROZEN)}

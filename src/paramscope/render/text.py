@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -50,18 +51,16 @@ def _row_cells(row) -> tuple[Text, Text, str, str, str]:
 
 
 class LayerTable:
-    """The layer table, sized at render time: numbers keep their full width, names shrink.
+    """The layer table, laid out at render time: numbers keep their full width, names shrink.
 
-    rich shrinks every no-wrap column in proportion when space is short, which would cut
-    digits off parameter counts; so the name column gets whatever width the numbers leave.
+    Each row is one pre-padded ``Text`` line rather than a rich ``Table``: rich measures and
+    wraps every cell of a table several times, which dominated the run time on models with
+    thousands of layers, and would shrink number columns in proportion (cutting digits off
+    parameter counts) when the terminal is narrow. Here only the name column ever shrinks.
     """
 
-    NUMERIC = (
-        ("Trains", "center"),
-        ("Tensors T/F/S", "right"),
-        ("Params", "right"),
-        ("Trainable", "right"),
-    )
+    HEADERS = ("Layer (type)", "Trains", "Tensors T/F/S", "Params", "Trainable")
+    JUSTIFY = ("center", "right", "right", "right")
 
     def __init__(self, report: Report, depth: int | None, show_tensors: bool) -> None:
         self.cells = [_row_cells(row) for row in rows(report, depth, show_tensors)]
@@ -69,16 +68,24 @@ class LayerTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         widths = [
             max(len(title), *(len(str(cell[i])) for cell in self.cells))
-            for i, (title, _) in enumerate(self.NUMERIC, start=1)
+            for i, title in enumerate(self.HEADERS[1:], start=1)
         ]
-        name_width = max(6, options.max_width - sum(widths) - 2 * len(widths))
-        table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None, padding=(0, 1))
-        table.add_column("Layer (type)", no_wrap=True, overflow="ellipsis", max_width=name_width)
-        for (title, justify), width in zip(self.NUMERIC, widths, strict=True):
-            table.add_column(title, justify=justify, no_wrap=True, min_width=width)
-        for cell in self.cells:
-            table.add_row(*cell)
-        yield table
+        longest_name = max(len(self.HEADERS[0]), *(len(cell[0]) for cell in self.cells))
+        name_width = max(6, min(longest_name, options.max_width - sum(widths) - 2 * len(widths)))
+        header = [Text(title, style="bold") for title in self.HEADERS]
+        for cell in [header, *self.cells]:
+            line = Text(no_wrap=True, overflow="ellipsis", end="")
+            name = cell[0].copy() if isinstance(cell[0], Text) else Text(cell[0])
+            name.truncate(name_width, overflow="ellipsis", pad=True)
+            line.append_text(name)
+            for value, width, justify in zip(cell[1:], widths, self.JUSTIFY, strict=True):
+                text = value.copy() if isinstance(value, Text) else Text(value)
+                text.align(justify, width)
+                line.append("  ")
+                line.append_text(text)
+            line.rstrip()
+            yield line
+            yield Segment.line()
 
 
 def _reading_block(report: Report) -> RenderableType:
