@@ -8,11 +8,13 @@ with `PARAMSCOPE_UPDATE_GOLDEN=1 pytest tests/test_render.py` and review the dif
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 
 import keras
 import pytest
+from rich.console import Console
 
 import paramscope
 from paramscope.core.report import Report, Source
@@ -71,3 +73,9 @@ def test_numbers_never_truncated_on_narrow_terminals() -> None:
     assert rows[1].split()[-3:] == ["2/4/2", "73", "18"]  # numbers whole; only names shrink
     assert rows[3].split()[-3:] == ["0/4/2", "55", "0"]
     assert all(len(line) <= 50 for line in text.splitlines())
+
+
+def test_report_prints_with_rich() -> None:
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(tied_lm_report())
+    assert console.file.getvalue() == render_text(tied_lm_report())
