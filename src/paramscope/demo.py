@@ -33,16 +33,19 @@ def build_transfer_model():
     except ImportError as exc:
         raise InputError("the demo needs Keras 3: pip install 'paramscope[keras,torch]'") from exc
     base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=INPUT_SHAPE)
-    inputs = keras.Input(INPUT_SHAPE)
+    # Named layers, so the story reads the same however many models Keras built before.
+    inputs = keras.Input(INPUT_SHAPE, name="image")
     features = base(inputs, training=False)
-    pooled = keras.layers.GlobalAveragePooling2D()(features)
-    outputs = keras.layers.Dense(CLASSES)(pooled)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    outputs = keras.layers.Dense(CLASSES, name="dense")(pooled)
     return keras.Model(inputs, outputs, name="transfer"), base
 
 
 def _breakdown(report: Report, role: Role) -> str:
     parts = [
-        f"{c.layers} {c.type} × {c.per_layer}" if c.per_layer != "~" else f"{c.layers} {c.type} ({c.tensors})"
+        f"{c.layers} {c.type} × {c.per_layer}"
+        if c.per_layer
+        else f"{c.layers} {c.type} ({c.tensors} tensors)"
         for c in by_layer_type(report, role)
     ]
     return " + ".join(parts)

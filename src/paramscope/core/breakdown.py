@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paramscope.core.report import Node, Report, Role
+from paramscope.core.report import Report, Role
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,9 @@ class TypeCount:
     params: int
 
     @property
-    def per_layer(self) -> str:
-        """`2` when every layer holds the same number of tensors, else `1–2`."""
-        return f"{self.tensors // self.layers}" if self.tensors % self.layers == 0 else "~"
-
-
-def weighted_layers(report: Report) -> list[Node]:
-    """Nodes that own at least one tensor (not merely through children)."""
-    return [node for node in report.nodes() if any(t.counted for t in node.tensors)]
+    def per_layer(self) -> int | None:
+        """Tensors per layer when every layer of the type holds the same number, else None."""
+        return self.tensors // self.layers if self.tensors % self.layers == 0 else None
 
 
 def by_layer_type(report: Report, role: Role) -> list[TypeCount]:

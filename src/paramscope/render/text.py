@@ -9,7 +9,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from paramscope.core.report import Report, Role
+from paramscope.core.report import Report
 from paramscope.render.reading import reading
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
@@ -133,4 +133,4 @@ def render_text(
     return console.file.getvalue()
 
 
-__all__ = ["DEFAULT_DEPTH", "Role", "render_text", "summary_renderable"]
+__all__ = ["DEFAULT_DEPTH", "render_text", "summary_renderable"]

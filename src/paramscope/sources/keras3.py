@@ -1,43 +1,31 @@
 """Live Keras 3 models, on any backend (torch, jax, tensorflow).
 
-Roles follow Keras 3's own semantics, decided per variable:
-
-* a variable listed in the root model's ``trainable_weights`` is ``trainable``;
-* a variable the layer created trainable (``layer._trainable_variables``) that training will
-  not update is ``frozen``: its layer, or an ancestor, or the variable itself was switched off;
-* a variable created non-trainable (BatchNorm moving statistics, Normalization mean and
-  variance, counters) is ``state``.
-
-We walk ``layer._layers`` and each layer's own variable lists because that is exactly what
-``Layer.weights`` walks: seed-generator state and metric variables are not weights, and
-re-using Keras's traversal is what makes our totals equal Keras's own.
+Keras 3 decides trainability per variable: a sublayer re-enabled under a frozen parent
+trains. We walk ``layer._layers`` and each layer's own variable lists because that is exactly
+what ``Layer.weights`` walks: seed-generator state and metric variables are not weights, and
+re-using Keras's traversal is what makes our totals equal Keras's own. Roles: keras_tree.py.
 """
 
 from __future__ import annotations
 
-from paramscope.core.report import Node, Report, Role, Source, TensorGroup
-from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
+from paramscope.core.report import Report, Role, Source, TensorGroup
+from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.sources.common import unbuilt_warning
+from paramscope.sources.keras_tree import KerasAccessors, keras_tree
 
 
-def _own_variables(layer) -> list:
-    seen, own = set(), []
-    for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            own.append(variable)
-    return own
+def _accessors(keras) -> KerasAccessors:
+    def children(layer) -> list:
+        # A Sequential's InputLayer is left out, as Keras's own `layers` list does.
+        return layer.layers if isinstance(layer, keras.Sequential) else layer._layers
 
-
-def _children(layer, keras) -> list:
-    """Sublayers in model order; a Sequential's InputLayer is left out, as Keras's own list does."""
-    if isinstance(layer, keras.Sequential):
-        return layer.layers
-    return layer._layers
-
-
-def _variable_name(variable) -> str:
-    return variable.name.rsplit("/", 1)[-1]
+    return KerasAccessors(
+        created_trainable=lambda layer: layer._trainable_variables,
+        created_non_trainable=lambda layer: layer._non_trainable_variables,
+        children=children,
+        name=lambda variable: variable.name.rsplit("/", 1)[-1],
+        shape=lambda variable: variable.shape,
+    )
 
 
 def inspect_keras(model) -> Report:
@@ -45,37 +33,7 @@ def inspect_keras(model) -> Report:
     import keras
 
     builder = TreeBuilder()
-    trainable_ids = {id(v) for v in model.trainable_weights}
-    created_trainable = {id(v) for layer in model._flatten_layers() for v in layer._trainable_variables}
-
-    def role_of(variable) -> Role:
-        if id(variable) in trainable_ids:
-            return Role.TRAINABLE
-        if id(variable) in created_trainable:
-            return Role.FROZEN
-        return Role.STATE
-
-    def visit(layer, path: str, name: str) -> Node:
-        node = Node(path=path, name=name, type=type(layer).__name__, trainable=layer.trainable)
-        tensor_names = UniqueNames()
-        for variable in _own_variables(layer):
-            node.tensors.append(
-                builder.tensor(
-                    variable,
-                    path,
-                    tensor_names(_variable_name(variable)),
-                    variable.shape,
-                    variable.dtype,
-                    role_of(variable),
-                )
-            )
-        child_names = UniqueNames()
-        for child in _children(layer, keras):
-            child_name = child_names(child.name)
-            node.children.append(visit(child, join_path(path, child_name), child_name))
-        return node
-
-    root = visit(model, "", model.name)
+    root = keras_tree(model, builder, _accessors(keras))
     return Report(
         source=Source(kind="keras", framework_version=keras.__version__, backend=keras.backend.backend()),
         root=root,
