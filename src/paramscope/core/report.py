@@ -83,6 +83,16 @@ def totals_of(tensors: Iterator[Tensor] | list[Tensor]) -> dict[str, RoleTotals]
     return totals
 
 
+def status_of(roles: set[Role]) -> str:
+    """The training status of a set of roles (see :meth:`Node.training_status`)."""
+    learnable = roles & {Role.TRAINABLE, Role.FROZEN}
+    if learnable == {Role.TRAINABLE}:
+        return "Y"
+    if learnable == {Role.FROZEN}:
+        return "N"
+    return "partial" if learnable else "—"
+
+
 @dataclass
 class Node:
     """A layer or module: its own tensors and its children, in model order."""
@@ -111,27 +121,30 @@ class Node:
         """Totals of this subtree; a tensor owned outside it is not counted here."""
         return totals_of(self.all_tensors())
 
-    def subtree_totals(self) -> dict[int, dict[str, RoleTotals]]:
-        """Totals of every subtree at once, keyed by ``id(node)``: one bottom-up pass."""
-        result: dict[int, dict[str, RoleTotals]] = {}
+    def subtree_summaries(self) -> dict[int, tuple[dict[str, RoleTotals], str]]:
+        """Totals and training status of every subtree at once, keyed by ``id(node)``.
+
+        One bottom-up pass, so rendering a deep tree stays linear in its size.
+        """
+        result: dict[int, tuple[dict[str, RoleTotals], str]] = {}
+        roles_below: dict[int, set[Role]] = {}
         for node in reversed(list(self.walk())):  # children before their parents
             totals = totals_of(node.tensors)
+            roles = {t.role for t in node.tensors}
             for child in node.children:
-                for role, child_totals in result[id(child)].items():
+                for role, child_totals in result[id(child)][0].items():
                     totals[role] += child_totals
-            result[id(node)] = totals
+                roles |= roles_below[id(child)]
+            roles_below[id(node)] = roles
+            result[id(node)] = (totals, status_of(roles))
         return result
 
     def training_status(self) -> str:
-        """`Y` all trainable, `N` all frozen, `partial`, or `—` when it holds no learnable tensor."""
-        roles = {t.role for t in self.all_tensors() if t.role in (Role.TRAINABLE, Role.FROZEN)}
-        if roles == {Role.TRAINABLE}:
-            return "Y"
-        if roles == {Role.FROZEN}:
-            return "N"
-        if roles:
-            return "partial"
-        return "—"
+        """`Y` all trainable, `N` all frozen, `partial`, or `—` when it holds no learnable tensor.
+
+        Aliases count here (a tied head whose weight is frozen elsewhere is `partial`).
+        """
+        return status_of({t.role for t in self.all_tensors()})
 
 
 @dataclass(frozen=True)

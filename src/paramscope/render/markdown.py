@@ -29,7 +29,7 @@ def render_markdown(report: Report, depth: int | None = DEFAULT_DEPTH, show_tens
         if isinstance(row, NodeRow):
             node = row.node
             lines.append(
-                f"| {indent}{_cell(node.name or '(root)')} ({node.type}) | {node.training_status()} | "
+                f"| {indent}{_cell(node.name or '(root)')} ({node.type}) | {row.status} | "
                 f"{tensor_counts(row.tensors)} | {row.params:,} | {row.trainable_params:,} |"
             )
         else:

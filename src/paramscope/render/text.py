@@ -32,7 +32,7 @@ def _source_line(report: Report) -> Text:
 
 def _row_cells(row) -> tuple[Text, Text, str, str, str]:
     if isinstance(row, NodeRow):
-        status = row.node.training_status()
+        status = row.status
         return (
             Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), f" ({row.node.type})"),
             Text(status, style=STATUS_STYLE[status]),

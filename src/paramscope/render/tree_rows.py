@@ -13,6 +13,7 @@ class NodeRow:
     prefix: str  # tree guides ("├─ ") in text; indentation depth in Markdown
     depth: int
     node: Node
+    status: str  # Y / N / partial / — (Node.training_status)
     tensors: dict[str, int]  # tensor counts by role in this subtree
     params: int
     trainable_params: int
@@ -28,14 +29,15 @@ class TensorRow:
 def rows(report: Report, depth: int | None, show_tensors: bool) -> Iterator[NodeRow | TensorRow]:
     """Nodes down to ``depth`` (root = 0, None = all), each with its subtree totals."""
 
-    subtree = report.root.subtree_totals()
+    subtree = report.root.subtree_summaries()
 
     def visit(node: Node, level: int, lead: str, guide: str) -> Iterator[NodeRow | TensorRow]:
-        totals = subtree[id(node)]
+        totals, status = subtree[id(node)]
         yield NodeRow(
             lead + guide,
             level,
             node,
+            status,
             {role: totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")},
             totals["all"].params,
             totals["trainable"].params,
