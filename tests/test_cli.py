@@ -171,3 +171,45 @@ def test_console_script_installed() -> None:
         [Path(sys.executable).parent / "paramscope", "--version"], capture_output=True, text=True, check=True
     )
     assert "paramscope" in result.stdout
+
+
+def test_explain_text() -> None:
+    result = run("explain", TINY)
+    assert result.exit_code == 0, result.output
+    assert "(in_features + 1) · out_features" in result.output
+    assert "= (3 + 1) × 4 = 16" in result.output
+    assert "What your numbers mean" in result.output
+
+
+def test_explain_json_schema() -> None:
+    result = run("explain", TINY, "--format", "json", "--arg", "frozen=True")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["schema_version"] == 1
+    first = data["layers"][0]
+    assert set(first) == {"path", "type", "params", "tensors", "formula", "text", "problem"}
+    assert first["formula"] == {
+        "symbolic": "(in_features + 1) · out_features",
+        "expression": "(3 + 1) × 4",
+        "value": 16,
+        "generic": False,
+    }
+    assert [t["role"] for t in first["tensors"]] == ["frozen", "frozen"]
+    assert "Frozen: 2 tensors (16 params)" in data["answer"]
+
+
+def test_explain_layer_glob_and_markdown() -> None:
+    result = run("explain", TINY, "--layer", "3", "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "### 3 (Linear) · 10 params" in result.output and "### 0 (Linear)" not in result.output
+
+
+def test_explain_bad_input_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "explain", "tests.fixtures.models:broken"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stderr.startswith("paramscope: error: ")

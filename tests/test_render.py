@@ -48,7 +48,15 @@ def keras_transfer_report() -> Report:
     return pinned(dataclasses.replace(report, source=Source("keras", "X.Y.Z", "torch")))
 
 
+def explain_text() -> str:
+    from paramscope.ops.explain import explain_report
+    from paramscope.render.explain import render_explanation_text
+
+    return render_explanation_text(explain_report(tied_lm_report()))
+
+
 CASES = {
+    "torch_tied_lm_explain.txt": explain_text,
     "torch_tied_lm.txt": lambda: render_text(tied_lm_report(), depth=None, show_tensors=True),
     "torch_tied_lm.md": lambda: render_markdown(tied_lm_report(), depth=None, show_tensors=True),
     "keras_transfer.txt": lambda: render_text(keras_transfer_report(), show_tensors=True),

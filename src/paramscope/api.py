@@ -33,3 +33,14 @@ def inspect(model: object, **factory_args: object) -> Report:
     """
     target = load(model, **factory_args)
     return inspect_live(target.model, target.kind)
+
+
+def explain(model: object, layer: str | None = None, **factory_args: object):
+    """Why each count is what it is: every weighted layer's formula, checked against its tensors,
+    and the user's three numbers (tensors, parameters, layers) answered for this model.
+
+    ``layer`` limits the layer formulas to a node path or glob; the answer covers the whole model.
+    """
+    from paramscope.ops.explain import explain_report
+
+    return explain_report(inspect(model, **factory_args), layer)

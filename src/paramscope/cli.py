@@ -113,6 +113,41 @@ def summary(
 
 
 @cli.command()
+@click.argument("model")
+@click.option(
+    "--arg",
+    "factory_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Argument for the model factory (repeatable).",
+)
+@click.option("--layer", metavar="PATH_OR_GLOB", help="Only the layers whose path matches (glob).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def explain(
+    model: str, factory_args: tuple[str, ...], layer: str | None, fmt: str, output: str | None
+) -> None:
+    """Why each count is what it is, layer by layer, and what your numbers mean.
+
+    Exits 1 if a formula disagrees with the layer's real tensors (a paramscope bug, reported).
+    """
+    from paramscope.api import explain as explain_model
+    from paramscope.render.explain import EXPLANATION_RENDERERS, explanation_renderable
+    from paramscope.sources.reference import parse_factory_args
+
+    explanation = explain_model(model, layer=layer, **parse_factory_args(factory_args))
+    if fmt == "text" and output is None:
+        from rich.console import Console
+
+        Console(highlight=False).print(explanation_renderable(explanation))
+    else:
+        emit(EXPLANATION_RENDERERS[fmt](explanation), output)
+    if explanation.problems:
+        sys.exit(1)
+
+
+@cli.command()
 @handles_errors
 def demo() -> None:
     """The transfer-learning story: MobileNetV2 base + head, before and after freezing."""

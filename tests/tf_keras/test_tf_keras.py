@@ -87,3 +87,38 @@ def test_weight_names_are_short() -> None:
     model = tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2, name="d")])
     report = paramscope.inspect(model)
     assert [t.path for t in report.tensors()] == ["d/kernel", "d/bias"]
+
+
+def _compiled_transfer():
+    base = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a")], name="base")
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
+    model.compile(optimizer="adam", loss="mse")
+    return model, base
+
+
+def test_stale_compile_explained() -> None:
+    model, base = _compiled_transfer()
+    base.trainable = False
+    report = paramscope.inspect(model)
+    assert {"base", "base/a"} <= set(report.changed_since_compile)
+    assert "head" not in report.changed_since_compile
+    (stale,) = [line for line in paramscope.explain(model).answer if line.startswith("Stale compile")]
+    assert "fit() restores the flags captured at compile()" in stale and "call compile() again" in stale
+
+
+def test_recompiled_model_is_not_stale() -> None:
+    model, base = _compiled_transfer()
+    base.trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    assert paramscope.inspect(model).changed_since_compile == []
+    assert not any(line.startswith("Stale compile") for line in paramscope.explain(model).answer)
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "InceptionV3"])
+def test_explain_tf_keras_applications(name: str) -> None:
+    model = getattr(tf_keras.applications, name)(weights=None)
+    explained = paramscope.explain(model).layers
+    assert [e.problem for e in explained if e.problem] == []
+    assert [e.type for e in explained if e.formula.generic] == []
+    assert sum(e.params for e in explained) == model.count_params()

@@ -7,7 +7,7 @@ normalised by dropping their `torch.` prefix before lookup.
 
 from __future__ import annotations
 
-import math
+import functools
 
 _BITS = {
     "float64": 64,
@@ -45,8 +45,12 @@ _BITS = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_dtype(dtype: object) -> str:
-    """The neutral name of a dtype object or string (`torch.float32` -> `float32`)."""
+    """The neutral name of a dtype object or string (`torch.float32` -> `float32`).
+
+    Cached: a model has a handful of dtypes and thousands of tensors.
+    """
     name = getattr(dtype, "name", None) if not isinstance(dtype, str) else dtype
     if not isinstance(name, str):
         name = str(dtype)
@@ -61,4 +65,4 @@ def dtype_bits(dtype: str) -> int | None:
 def tensor_bytes(params: int, dtype: str) -> int | None:
     """Bytes that `params` elements of `dtype` occupy, rounded up to whole bytes."""
     bits = dtype_bits(dtype)
-    return None if bits is None else math.ceil(params * bits / 8)
+    return None if bits is None else (params * bits + 7) // 8  # integers: exact past 2**53

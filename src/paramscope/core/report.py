@@ -9,7 +9,7 @@ computed here, from the tree, so renderers and operations never re-count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -104,6 +104,20 @@ class Node:
     tensors: list[Tensor] = field(default_factory=list)
     children: list[Node] = field(default_factory=list)
     mode: str | None = None  # torch: "train" or "eval"
+    # The layer's configuration and build shapes (plain data), for formulas. File readers set
+    # them; live sources give a loader instead, so `summary` never pays for reading configs.
+    config: dict | None = field(default=None, repr=False, compare=False)
+    build: dict | None = field(default=None, repr=False, compare=False)
+    config_loader: Callable[[], tuple[dict | None, dict | None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def layer_config(self) -> tuple[dict | None, dict | None]:
+        """(config, build shapes) of this layer, loaded on first use; (None, None) if unknown."""
+        if self.config is None and self.config_loader is not None:
+            self.config, self.build = self.config_loader()
+            self.config_loader = None
+        return self.config, self.build
 
     def walk(self) -> Iterator[Node]:
         """This node and every descendant, depth first, in model order."""
@@ -184,6 +198,9 @@ class Report:
     # Paths of the tensors the compiled train step will update, where the framework captured
     # them at compile() time (tf.keras `_collected_trainable_weights`); None when it did not.
     compiled_trainable: list[str] | None = None
+    # Paths of the layers whose `trainable` flag changed since compile() (Keras); None when
+    # the model is not compiled.
+    changed_since_compile: list[str] | None = None
     totals: dict[str, RoleTotals] = field(init=False)
 
     def __post_init__(self) -> None:

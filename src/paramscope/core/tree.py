@@ -61,7 +61,7 @@ class TreeBuilder:
         if owner is None:
             self._owner_path[id(obj)] = path
             self._keep_alive.append(obj)
-        dims = tuple(int(d) for d in shape)
+        dims = tuple(map(int, shape))
         params = math.prod(dims)
         dtype_name = normalize_dtype(dtype)
         return Tensor(

@@ -18,7 +18,8 @@ ROLE_STYLE = {"trainable": "green", "frozen": "cyan", "state": "magenta", "unkno
 STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
 
 
-def _source_line(report: Report) -> Text:
+def source_line(report: Report) -> Text:
+    """`name (Type)  Framework version · backend · path`, the first line of every text output."""
     source = report.source
     framework = {"keras": "Keras", "tf_keras": "tf.keras", "torch": "PyTorch"}.get(source.kind, source.kind)
     parts = [f"{framework} {source.framework_version}" if source.framework_version else framework]
@@ -115,7 +116,7 @@ def summary_renderable(
 ) -> Group:
     """The whole summary as one rich renderable (the CLI prints it with colour on a terminal)."""
     return Group(
-        _source_line(report),
+        source_line(report),
         Text(""),
         LayerTable(report, depth, show_tensors),
         _reading_block(report),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from paramscope.core.report import Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.sources.common import unbuilt_warning
-from paramscope.sources.keras_tree import KerasAccessors, keras_tree
+from paramscope.sources.keras_tree import KerasAccessors, changed_since_compile, keras_tree
 
 
 def _accessors(keras) -> KerasAccessors:
@@ -25,6 +25,7 @@ def _accessors(keras) -> KerasAccessors:
         children=children,
         name=lambda variable: variable.name.rsplit("/", 1)[-1],
         shape=lambda variable: variable.shape,
+        build_config=lambda layer: layer.get_build_config(),
     )
 
 
@@ -33,13 +34,14 @@ def inspect_keras(model) -> Report:
     import keras
 
     builder = TreeBuilder()
-    root = keras_tree(model, builder, _accessors(keras))
+    root, paths = keras_tree(model, builder, _accessors(keras))
     return Report(
         source=Source(kind="keras", framework_version=keras.__version__, backend=keras.backend.backend()),
         root=root,
         optimizer=_optimizer_group(model, builder),
         metrics=_metrics_group(model, builder),
         warnings=unbuilt_warning([layer.name for layer in model._flatten_layers() if not layer.built]),
+        changed_since_compile=changed_since_compile(model, paths),
     )
 
 

@@ -26,6 +26,36 @@ class KerasAccessors:
     children: Callable[[object], list]
     name: Callable[[object], str]  # a variable's short name (`kernel`)
     shape: Callable[[object], list[int]]
+    build_config: Callable[[object], dict | None]  # the input shapes recorded at build()
+
+
+def layer_config_loader(layer, accessors: KerasAccessors):
+    """A loader of (config, build shapes) for formulas; layers without a config give (None, None)."""
+
+    def load() -> tuple[dict | None, dict | None]:
+        try:
+            return layer.get_config(), accessors.build_config(layer) or {}
+        except Exception:  # custom layers may not implement get_config(); no formula then
+            return None, None
+
+    return load
+
+
+def changed_since_compile(model, paths: dict[int, str]) -> list[str] | None:
+    """Layers whose `trainable` flag differs from the one captured at compile().
+
+    Both generations keep ``model._compiled_trainable_state`` (layer -> flag). tf.keras's fit()
+    restores those flags for training; Keras 3 warns that the compiled optimizer and loss may
+    not track the right variables. Either way the cure is compile() again.
+    """
+    state = getattr(model, "_compiled_trainable_state", None)
+    if not getattr(model, "compiled", getattr(model, "_is_compiled", False)) or state is None:
+        return None
+    changed = []
+    for layer in model._flatten_layers():
+        if layer in state and state[layer] != layer.trainable:
+            changed.append(paths.get(id(layer), layer.name) or layer.name)
+    return changed
 
 
 def own_variables(layer, accessors: KerasAccessors) -> list:
@@ -37,8 +67,9 @@ def own_variables(layer, accessors: KerasAccessors) -> list:
     return own
 
 
-def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> Node:
-    """The Node tree of a Keras model, every variable given its role."""
+def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> tuple[Node, dict[int, str]]:
+    """The Node tree of a Keras model, every variable given its role, and each layer's path."""
+    paths: dict[int, str] = {}
     trainable_ids = {id(v) for v in model.trainable_weights}
     created_trainable = {
         id(v) for layer in model._flatten_layers() for v in accessors.created_trainable(layer)
@@ -52,7 +83,14 @@ def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> Node:
         return Role.STATE
 
     def visit(layer, path: str, name: str) -> Node:
-        node = Node(path=path, name=name, type=type(layer).__name__, trainable=layer.trainable)
+        node = Node(
+            path=path,
+            name=name,
+            type=type(layer).__name__,
+            trainable=layer.trainable,
+            config_loader=layer_config_loader(layer, accessors),
+        )
+        paths.setdefault(id(layer), path)
         tensor_names = UniqueNames()
         for variable in own_variables(layer, accessors):
             node.tensors.append(
@@ -71,4 +109,4 @@ def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> Node:
             node.children.append(visit(child, join_path(path, child_name), child_name))
         return node
 
-    return visit(model, "", model.name)
+    return visit(model, "", model.name), paths

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def _import(module_ref: str):
         except Exception as exc:
             raise InputError(f"{module_ref}: importing it raised {type(exc).__name__}: {exc}") from exc
         return module
+    if os.getcwd() not in sys.path:  # `pkg.mod:factory` from the project root, as `python -m` finds it
+        sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(module_ref)
     except ModuleNotFoundError as exc:

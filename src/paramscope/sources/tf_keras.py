@@ -15,7 +15,7 @@ from __future__ import annotations
 from paramscope.core.report import Report, Source
 from paramscope.core.tree import TreeBuilder
 from paramscope.sources.common import unbuilt_warning
-from paramscope.sources.keras_tree import KerasAccessors, keras_tree
+from paramscope.sources.keras_tree import KerasAccessors, changed_since_compile, keras_tree
 
 
 def _short_name(weight) -> str:
@@ -29,6 +29,7 @@ ACCESSORS = KerasAccessors(
     children=lambda layer: list(layer._flatten_layers(include_self=False, recursive=False)),
     name=_short_name,
     shape=lambda weight: weight.shape.as_list(),
+    build_config=lambda layer: layer.get_build_config(),
 )
 
 
@@ -37,11 +38,12 @@ def inspect_tf_keras(model) -> Report:
     import tf_keras
 
     builder = TreeBuilder()
-    root = keras_tree(model, builder, ACCESSORS)
+    root, paths = keras_tree(model, builder, ACCESSORS)
     report = Report(
         source=Source(kind="tf_keras", framework_version=tf_keras.__version__, backend="tensorflow"),
         root=root,
         warnings=unbuilt_warning([layer.name for layer in model._flatten_layers() if not layer.built]),
+        changed_since_compile=changed_since_compile(model, paths),
     )
     collected = getattr(model, "_collected_trainable_weights", None)
     if collected is not None:

@@ -12,6 +12,23 @@ from __future__ import annotations
 from paramscope.core.report import Node, Report, Role, Source
 from paramscope.core.tree import TreeBuilder, join_path
 
+_PLAIN = (bool, int, float, str, tuple, list, type(None))
+
+
+def module_config(module) -> dict:
+    """A module's public plain attributes (``in_features``, ``kernel_size``…) for formulas.
+
+    Each parameter slot adds ``has_<name>``; ``bias`` is always a flag: the module's own flag
+    where it has one (RNNs), else whether a ``bias`` parameter exists.
+    """
+    config = {k: v for k, v in vars(module).items() if not k.startswith("_") and isinstance(v, _PLAIN)}
+    config["_qkv_same_embed_dim"] = getattr(module, "_qkv_same_embed_dim", True)
+    for name, param in module._parameters.items():
+        config[f"has_{name}"] = param is not None
+    if not isinstance(config.get("bias"), bool):
+        config["bias"] = config.get("has_bias", config.get("has_in_proj_bias", False))
+    return config
+
 
 def inspect_torch(module) -> Report:
     """Report of a live ``torch.nn.Module``, untouched."""
@@ -27,6 +44,7 @@ def inspect_torch(module) -> Report:
             name=name,
             type=type(mod).__name__,
             mode="train" if mod.training else "eval",
+            config_loader=lambda mod=mod: (module_config(mod), {}),
         )
         for pname, param in mod._parameters.items():
             if param is None:

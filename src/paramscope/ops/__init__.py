@@ -1,0 +1,1 @@
+"""Operations on a Report: explain (and, to come, freeze, audit, memory, diff)."""
