@@ -202,9 +202,13 @@ class Report:
     # the model is not compiled.
     changed_since_compile: list[str] | None = None
     totals: dict[str, RoleTotals] = field(init=False)
+    # Totals and training status of every subtree (keyed by id(node)), computed once: the
+    # renderers need them for every row, and the report's own totals are the root's.
+    summaries: dict[int, tuple[dict[str, RoleTotals], str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.totals = self.root.totals()
+        self.summaries = self.root.subtree_summaries()
+        self.totals = self.summaries[id(self.root)][0]
 
     def tensors(self) -> Iterator[Tensor]:
         """Every tensor entry, aliases included, in model order."""

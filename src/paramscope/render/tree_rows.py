@@ -29,7 +29,7 @@ class TensorRow:
 def rows(report: Report, depth: int | None, show_tensors: bool) -> Iterator[NodeRow | TensorRow]:
     """Nodes down to ``depth`` (root = 0, None = all), each with its subtree totals."""
 
-    subtree = report.root.subtree_summaries()
+    subtree = report.summaries
 
     def visit(node: Node, level: int, lead: str, guide: str) -> Iterator[NodeRow | TensorRow]:
         totals, status = subtree[id(node)]
