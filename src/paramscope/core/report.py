@@ -29,9 +29,13 @@ class Role(str, Enum):
 ROLES = tuple(Role)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tensor:
-    """One stored array and its place in the model."""
+    """One stored array and its place in the model.
+
+    Treat it as read-only. It is not a frozen dataclass because one is built per weight on
+    the inspection hot path, and a frozen dataclass costs five times as much to construct.
+    """
 
     name: str
     path: str
@@ -83,14 +87,29 @@ def totals_of(tensors: Iterator[Tensor] | list[Tensor]) -> dict[str, RoleTotals]
     return totals
 
 
-def status_of(roles: set[Role]) -> str:
-    """The training status of a set of roles (see :meth:`Node.training_status`)."""
-    learnable = roles & {Role.TRAINABLE, Role.FROZEN}
-    if learnable == {Role.TRAINABLE}:
-        return "Y"
-    if learnable == {Role.FROZEN}:
-        return "N"
-    return "partial" if learnable else "—"
+_SLOT = {role: 3 * i for i, role in enumerate(ROLES)}  # (tensors, params, bytes) per role
+_LEARNABLE_BIT = {Role.TRAINABLE: 1, Role.FROZEN: 2}
+_STATUS = {0: "—", 1: "Y", 2: "N", 3: "partial"}
+
+
+@dataclass(frozen=True)
+class SubtreeSummary:
+    """A subtree's counts per role as plain integers, and which learnable roles it holds."""
+
+    counts: tuple[int, ...]
+    learnable: int  # bit 1: some tensor trainable, bit 2: some frozen (aliases included)
+
+    @property
+    def status(self) -> str:
+        return _STATUS[self.learnable]
+
+    def totals(self) -> dict[str, RoleTotals]:
+        totals = {role.value: RoleTotals(*self.counts[_SLOT[role] : _SLOT[role] + 3]) for role in ROLES}
+        everything = RoleTotals()
+        for role_totals in totals.values():
+            everything += role_totals
+        totals["all"] = everything
+        return totals
 
 
 @dataclass
@@ -135,22 +154,28 @@ class Node:
         """Totals of this subtree; a tensor owned outside it is not counted here."""
         return totals_of(self.all_tensors())
 
-    def subtree_summaries(self) -> dict[int, tuple[dict[str, RoleTotals], str]]:
+    def subtree_summaries(self) -> dict[int, SubtreeSummary]:
         """Totals and training status of every subtree at once, keyed by ``id(node)``.
 
-        One bottom-up pass, so rendering a deep tree stays linear in its size.
+        One bottom-up pass over plain integers, so summarising and rendering a deep tree stays
+        linear in its size; ``RoleTotals`` are built only for the rows someone asks about.
         """
-        result: dict[int, tuple[dict[str, RoleTotals], str]] = {}
-        roles_below: dict[int, set[Role]] = {}
+        result: dict[int, SubtreeSummary] = {}
         for node in reversed(list(self.walk())):  # children before their parents
-            totals = totals_of(node.tensors)
-            roles = {t.role for t in node.tensors}
+            counts = [0] * (3 * len(ROLES))
+            learnable = 0
+            for tensor in node.tensors:
+                learnable |= _LEARNABLE_BIT.get(tensor.role, 0)
+                if tensor.shared_with is None:
+                    slot = _SLOT[tensor.role]
+                    counts[slot] += 1
+                    counts[slot + 1] += tensor.params
+                    counts[slot + 2] += tensor.bytes or 0
             for child in node.children:
-                for role, child_totals in result[id(child)][0].items():
-                    totals[role] += child_totals
-                roles |= roles_below[id(child)]
-            roles_below[id(node)] = roles
-            result[id(node)] = (totals, status_of(roles))
+                below = result[id(child)]
+                counts = [a + b for a, b in zip(counts, below.counts, strict=True)]
+                learnable |= below.learnable
+            result[id(node)] = SubtreeSummary(tuple(counts), learnable)
         return result
 
     def training_status(self) -> str:
@@ -158,7 +183,10 @@ class Node:
 
         Aliases count here (a tied head whose weight is frozen elsewhere is `partial`).
         """
-        return status_of({t.role for t in self.all_tensors()})
+        learnable = 0
+        for tensor in self.all_tensors():
+            learnable |= _LEARNABLE_BIT.get(tensor.role, 0)
+        return _STATUS[learnable]
 
 
 @dataclass(frozen=True)
@@ -204,11 +232,11 @@ class Report:
     totals: dict[str, RoleTotals] = field(init=False)
     # Totals and training status of every subtree (keyed by id(node)), computed once: the
     # renderers need them for every row, and the report's own totals are the root's.
-    summaries: dict[int, tuple[dict[str, RoleTotals], str]] = field(init=False, repr=False)
+    summaries: dict[int, SubtreeSummary] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.summaries = self.root.subtree_summaries()
-        self.totals = self.summaries[id(self.root)][0]
+        self.totals = self.summaries[id(self.root)].totals()
 
     def tensors(self) -> Iterator[Tensor]:
         """Every tensor entry, aliases included, in model order."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.segment import Segment
 from rich.text import Text
 
@@ -30,12 +30,12 @@ def source_line(report: Report) -> Text:
     return text
 
 
-def _row_cells(row) -> tuple[Text, Text, str, str, str]:
+def _row_cells(row) -> tuple[Text, tuple[str, str], str, str, str]:
+    """(name, (trains, its style), tensor counts, params, trainable params) of one table row."""
     if isinstance(row, NodeRow):
-        status = row.status
         return (
             Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), f" ({row.node.type})"),
-            Text(status, style=STATUS_STYLE[status]),
+            (row.status, STATUS_STYLE[row.status]),
             tensor_counts(row.tensors),
             f"{row.params:,}",
             f"{row.trainable_params:,}",
@@ -47,7 +47,13 @@ def _row_cells(row) -> tuple[Text, Text, str, str, str]:
     if tensor.persistent is False:
         label.append(" non-persistent", style="italic")
     params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
-    return label, Text(tensor.role.value, style=ROLE_STYLE[tensor.role.value]), "", params, ""
+    return label, (tensor.role.value, ROLE_STYLE[tensor.role.value]), "", params, ""
+
+
+def _center(text: str, width: int) -> str:
+    """Centre as rich does: an odd leftover space goes to the right (str.center varies)."""
+    left = (width - len(text)) // 2
+    return " " * left + text + " " * (width - len(text) - left)
 
 
 class LayerTable:
@@ -60,72 +66,83 @@ class LayerTable:
     """
 
     HEADERS = ("Layer (type)", "Trains", "Tensors T/F/S", "Params", "Trainable")
-    JUSTIFY = ("center", "right", "right", "right")
 
     def __init__(self, report: Report, depth: int | None, show_tensors: bool) -> None:
         self.cells = [_row_cells(row) for row in rows(report, depth, show_tensors)]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        widths = [
-            max(len(title), *(len(str(cell[i])) for cell in self.cells))
-            for i, title in enumerate(self.HEADERS[1:], start=1)
+        trains_width = max(len(self.HEADERS[1]), *(len(cell[1][0]) for cell in self.cells))
+        number_widths = [
+            max(len(title), *(len(cell[i]) for cell in self.cells))
+            for i, title in enumerate(self.HEADERS[2:], start=2)
         ]
-        longest_name = max(len(self.HEADERS[0]), *(len(cell[0]) for cell in self.cells))
-        name_width = max(6, min(longest_name, options.max_width - sum(widths) - 2 * len(widths)))
-        header = [Text(title, style="bold") for title in self.HEADERS]
-        for cell in [header, *self.cells]:
-            line = Text(no_wrap=True, overflow="ellipsis", end="")
-            name = cell[0].copy() if isinstance(cell[0], Text) else Text(cell[0])
-            name.truncate(name_width, overflow="ellipsis", pad=True)
-            line.append_text(name)
-            for value, width, justify in zip(cell[1:], widths, self.JUSTIFY, strict=True):
-                text = value.copy() if isinstance(value, Text) else Text(value)
-                text.align(justify, width)
-                line.append("  ")
-                line.append_text(text)
+        fixed = trains_width + sum(number_widths) + 2 * (1 + len(number_widths))
+        longest_name = max(len(self.HEADERS[0]), *(cell[0].cell_len for cell in self.cells))
+        name_width = max(6, min(longest_name, options.max_width - fixed))
+        header = (Text(self.HEADERS[0]), (self.HEADERS[1], ""), *self.HEADERS[2:])
+        for number, (name, (trains, trains_style), *numbers) in enumerate([header, *self.cells]):
+            line = name.copy()
+            line.truncate(name_width, overflow="ellipsis", pad=True)
+            line.append("  ")
+            line.append(_center(trains, trains_width), trains_style)
+            line.append("".join("  " + n.rjust(w) for n, w in zip(numbers, number_widths, strict=True)))
             line.rstrip()
-            yield line
+            if number == 0:
+                line.stylize("bold")
+            yield from line.render(console)  # already padded and cut to width: no wrap pass
             yield Segment.line()
 
 
-class RoleLines:
-    """`Trainable  2 tensors · 29,463 params (115.09 KB)  updated by the optimizer`, aligned.
+class Lines:
+    """Text lines, each wrapped by rich only when it does not fit.
 
-    Laid out by hand (a rich Table costs more than the whole model walk); a note that does
-    not fit beside its numbers goes on the next line, under them.
+    rich's wrap pass costs more than everything else in a short summary; most of our lines
+    are shorter than the terminal and are rendered as they are.
     """
 
-    def __init__(self, roles) -> None:
-        self.roles = roles
+    def __init__(self, lines: list[Text]) -> None:
+        self.lines = lines
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        label_width = max(len(line.role) for line in self.roles)
-        text_width = max(len(line.text) for line in self.roles)
-        indent = label_width + 2
-        for line in self.roles:
-            label = (
-                line.role.capitalize().ljust(label_width),
-                f"bold {ROLE_STYLE.get(line.role, '')}".strip(),
-            )
-            if indent + text_width + 2 + len(line.note) <= options.max_width:
-                yield Text.assemble(label, "  ", line.text.ljust(text_width), "  ", (line.note, "dim"))
+        for line in self.lines:
+            if line.cell_len <= options.max_width:
+                yield from line.render(console)
+                yield Segment.line()
             else:
-                yield Text.assemble(label, "  ", line.text)
-                yield Text.assemble(" " * indent, (line.note, "dim"))
+                yield line
 
 
-def _reading_block(report: Report) -> RenderableType:
-    read = reading(report)
-    parts: list[RenderableType] = [Text(""), RoleLines(read.roles)]
-    parts += [
-        Text(""),
-        Text(read.framework_title + ":", style="bold"),
-    ]
-    parts += [Text(line) for line in read.framework_lines]
-    parts += [Text(line, style="dim") for line in read.connections]
-    parts += [Text(line) for line in read.extras]
-    parts += [Text(f"warning: {line}", style="yellow") for line in read.warnings]
-    return Group(*parts)
+def _role_lines(roles, max_width: int) -> list[Text]:
+    """`Trainable  2 tensors · 29,463 params (115.09 KB)  updated by the optimizer`, aligned;
+    a note that does not fit beside its numbers goes on the next line, under them."""
+    label_width = max(len(line.role) for line in roles)
+    text_width = max(len(line.text) for line in roles)
+    indent = label_width + 2
+    lines = []
+    for line in roles:
+        label = (line.role.capitalize().ljust(label_width), f"bold {ROLE_STYLE.get(line.role, '')}".strip())
+        if indent + text_width + 2 + len(line.note) <= max_width:
+            lines.append(Text.assemble(label, "  ", line.text.ljust(text_width), "  ", (line.note, "dim")))
+        else:
+            lines += [Text.assemble(label, "  ", line.text), Text.assemble(" " * indent, (line.note, "dim"))]
+    return lines
+
+
+class ReadingBlock:
+    """The reading under the table: roles in both units, the framework's lines, the sums."""
+
+    def __init__(self, report: Report) -> None:
+        self.read = reading(report)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        read = self.read
+        lines = [Text(""), *_role_lines(read.roles, options.max_width), Text("")]
+        lines.append(Text(read.framework_title + ":", style="bold"))
+        lines += [Text(line) for line in read.framework_lines]
+        lines += [Text(line, style="dim") for line in read.connections]
+        lines += [Text(line) for line in read.extras]
+        lines += [Text(f"warning: {line}", style="yellow") for line in read.warnings]
+        yield Lines(lines)
 
 
 def summary_renderable(
@@ -136,7 +153,7 @@ def summary_renderable(
         source_line(report),
         Text(""),
         LayerTable(report, depth, show_tensors),
-        _reading_block(report),
+        ReadingBlock(report),
     )
 
 

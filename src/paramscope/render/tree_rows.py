@@ -32,7 +32,8 @@ def rows(report: Report, depth: int | None, show_tensors: bool) -> Iterator[Node
     subtree = report.summaries
 
     def visit(node: Node, level: int, lead: str, guide: str) -> Iterator[NodeRow | TensorRow]:
-        totals, status = subtree[id(node)]
+        summary = subtree[id(node)]
+        totals, status = summary.totals(), summary.status
         yield NodeRow(
             lead + guide,
             level,

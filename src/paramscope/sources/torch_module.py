@@ -33,7 +33,7 @@ def module_config(module) -> dict:
 def inspect_torch(module) -> Report:
     """Report of a live ``torch.nn.Module``, untouched."""
     import torch
-    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+    from torch.nn.parameter import UninitializedTensorMixin  # lazy modules' placeholders
 
     builder = TreeBuilder()
     lazy: list[str] = []
@@ -49,7 +49,7 @@ def inspect_torch(module) -> Report:
         for pname, param in mod._parameters.items():
             if param is None:
                 continue
-            if isinstance(param, UninitializedParameter):
+            if isinstance(param, UninitializedTensorMixin):
                 lazy.append(join_path(path, pname))
                 continue
             role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
@@ -57,7 +57,7 @@ def inspect_torch(module) -> Report:
         for bname, buffer in mod._buffers.items():
             if buffer is None:
                 continue
-            if isinstance(buffer, UninitializedBuffer):
+            if isinstance(buffer, UninitializedTensorMixin):
                 lazy.append(join_path(path, bname))
                 continue
             persistent = bname not in mod._non_persistent_buffers_set
