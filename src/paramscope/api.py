@@ -16,8 +16,6 @@ def load(model: object, **factory_args: object) -> Target:
         text = os.fspath(model)
         if looks_like_reference(text):
             return resolve(text, factory_args)
-        if os.path.exists(text):
-            raise InputError(f"{text}: reading model files is not supported yet")
         raise InputError(f"{text}: no such file, and not a module:factory reference")
     if factory_args:
         raise InputError("factory arguments need a module:factory reference")
@@ -27,10 +25,17 @@ def load(model: object, **factory_args: object) -> Target:
 def inspect(model: object, **factory_args: object) -> Report:
     """Everything paramscope knows about ``model``: tensors, roles, totals, conventions.
 
-    ``model`` is a live Keras 3, tf.keras or PyTorch model, a factory's dict holding one, or a
+    ``model`` is a live Keras 3, tf.keras or PyTorch model, a factory's dict holding one, a
     ``"package.module:factory"`` / ``"file.py:factory"`` reference (``factory_args`` are passed
-    to the factory). The model is not changed in any way.
+    to the factory), or the path of a checkpoint file (read without importing a framework,
+    never executing anything it contains). The model is not changed in any way.
     """
+    if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
+        if factory_args:
+            raise InputError(f"{os.fspath(model)}: --arg applies to factories, not to files")
+        from paramscope.sources.detect import read_file
+
+        return read_file(os.fspath(model))
     target = load(model, **factory_args)
     return inspect_live(target.model, target.kind)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from paramscope.core.report import Report
-from paramscope.render.reading import reading
+from paramscope.render.reading import reading, type_suffix
 from paramscope.render.text import DEFAULT_DEPTH
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
@@ -29,7 +29,7 @@ def render_markdown(report: Report, depth: int | None = DEFAULT_DEPTH, show_tens
         if isinstance(row, NodeRow):
             node = row.node
             lines.append(
-                f"| {indent}{_cell(node.name or '(root)')} ({node.type}) | {row.status} | "
+                f"| {indent}{_cell(node.name or '(root)')}{type_suffix(node.type)} | {row.status} | "
                 f"{tensor_counts(row.tensors)} | {row.params:,} | {row.trainable_params:,} |"
             )
         else:

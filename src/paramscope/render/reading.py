@@ -14,6 +14,21 @@ from paramscope.core.conventions import keras_counts, keras_lines, torch_lines
 from paramscope.core.report import Report, RoleTotals
 from paramscope.core.units import count, keras_size, plural
 
+SOURCE_NAMES = {
+    "keras": "Keras",
+    "tf_keras": "tf.keras",
+    "torch": "PyTorch",
+    "torch_file": "torch checkpoint",
+    "safetensors": "safetensors",
+    "npz": "NumPy",
+}
+
+
+def type_suffix(node_type: str) -> str:
+    """` (Dense)`; nothing for nodes of files that store no layer types."""
+    return f" ({node_type})" if node_type else ""
+
+
 ROLE_NOTES = {
     "trainable": "updated by the optimizer",
     "frozen": "could learn, switched off",
@@ -99,8 +114,15 @@ def reading(report: Report) -> Reading:
             keras_lines(report),
             _keras_connections(report),
         )
-    else:
+    elif kind == "torch":
         title, lines, connections = "torch says", torch_lines(report), _torch_connections(report)
+    else:
+        every = report.totals["all"]
+        title = "The file holds"
+        lines = [
+            f"{plural(every.tensors, 'tensor')} · {plural(every.params, 'param')} ({keras_size(every.bytes)})"
+        ]
+        connections = []
     extras = [
         f"{group.name.capitalize()} variables: {plural(group.totals.tensors, 'tensor')} · "
         f"{plural(group.totals.params, 'param')}, reported apart from the model."

@@ -9,7 +9,7 @@ from rich.segment import Segment
 from rich.text import Text
 
 from paramscope.core.report import Report
-from paramscope.render.reading import reading
+from paramscope.render.reading import SOURCE_NAMES, reading, type_suffix
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
 DEFAULT_DEPTH = 2
@@ -20,7 +20,7 @@ STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
 def source_line(report: Report) -> Text:
     """`name (Type)  Framework version · backend · path`, the first line of every text output."""
     source = report.source
-    framework = {"keras": "Keras", "tf_keras": "tf.keras", "torch": "PyTorch"}.get(source.kind, source.kind)
+    framework = SOURCE_NAMES.get(source.kind, source.kind)
     parts = [f"{framework} {source.framework_version}" if source.framework_version else framework]
     if source.backend and source.kind == "keras":
         parts.append(f"{source.backend} backend")
@@ -34,7 +34,7 @@ def _row_cells(row) -> tuple[Text, tuple[str, str], str, str, str]:
     """(name, (trains, its style), tensor counts, params, trainable params) of one table row."""
     if isinstance(row, NodeRow):
         return (
-            Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), f" ({row.node.type})"),
+            Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), type_suffix(row.node.type)),
             (row.status, STATUS_STYLE[row.status]),
             tensor_counts(row.tensors),
             f"{row.params:,}",

@@ -1,0 +1,82 @@
+"""Checkpoint files written by the frameworks themselves, and the truth to hold them to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from tests.test_torch import ResNetLike, TiedLanguageModel
+
+
+def unique_numel(state: dict) -> int:
+    """What torch counts: each stored tensor once, however many names it has."""
+    seen, total = set(), 0
+    for tensor in state.values():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel()
+    return total
+
+
+def trained_resnet():
+    torch.manual_seed(0)
+    model = ResNetLike()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    return model, optimizer
+
+
+def write_all(folder: Path) -> list[Path]:
+    lm = TiedLanguageModel()
+    model, optimizer = trained_resnet()
+    paths = {
+        "state_dict.pt": lambda p: torch.save(lm.state_dict(), p),
+        "legacy.pt": lambda p: torch.save(lm.state_dict(), p, _use_new_zipfile_serialization=False),
+        "checkpoint.pth": lambda p: torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3}, p
+        ),
+        "lightning.ckpt": lambda p: torch.save(
+            {
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "optimizer_states": [optimizer.state_dict()],
+                "epoch": 1,
+                "global_step": 10,
+                "hyper_parameters": {"lr": 0.1, "layers": [1, 2]},
+            },
+            p,
+        ),
+        "parameters.pt": lambda p: torch.save(dict(model.named_parameters()), p),
+        "model.safetensors": lambda p: save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()}, p
+        ),
+        "arrays.npz": lambda p: np.savez(p, weight=np.zeros((3, 4), np.float32), steps=np.arange(5)),
+        "array.npy": lambda p: np.save(p, np.ones((2, 3, 4), np.float16)),
+    }
+    written = []
+    for name, write in paths.items():
+        path = folder / name
+        write(path)
+        written.append(path)
+    written.append(write_shards(folder / "sharded", model.state_dict()))
+    return written
+
+
+def write_shards(folder: Path, state: dict, shards: int = 3) -> Path:
+    folder.mkdir(exist_ok=True)
+    names = list(state)
+    weight_map = {}
+    for i in range(shards):
+        shard = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: state[k].contiguous() for k in names[i::shards]}
+        save_file(part, folder / shard)
+        weight_map.update(dict.fromkeys(part, shard))
+    index = folder / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return index
