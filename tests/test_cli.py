@@ -129,7 +129,7 @@ def test_depth_and_show_tensors() -> None:
         ("tests.fixtures.models:INSTANCE", ["--arg", "x=1"], "is not a factory"),
         (TINY, ["--arg", "novalue"], "expected key=value"),
         ("does/not/exist.bin", [], "no such file"),
-        ("README.md", [], "README.md: reading model files is not supported yet"),
+        ("README.md", [], "README.md: unrecognised file format"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(model: str, args: list[str], message: str, tmp_path) -> None:

@@ -19,6 +19,7 @@ SOURCE_NAMES = {
     "tf_keras": "tf.keras",
     "torch": "PyTorch",
     "torch_file": "torch checkpoint",
+    "keras_file": ".keras file, saved by Keras",
     "safetensors": "safetensors",
     "npz": "NumPy",
 }
@@ -108,7 +109,7 @@ def _torch_connections(report: Report) -> list[str]:
 
 def reading(report: Report) -> Reading:
     kind = report.source.kind
-    if kind in ("keras", "tf_keras"):
+    if kind in ("keras", "tf_keras", "keras_file"):
         title, lines, connections = (
             "model.summary() says",
             keras_lines(report),

@@ -38,7 +38,9 @@ def _zip_reader(path: Path) -> Callable[[Path], Report]:
 
         return read_torch_zip
     if "config.json" in names and any(n.startswith("model.weights") for n in names):
-        return _unsupported("a .keras model archive")
+        from paramscope.sources.keras_file import read_keras
+
+        return read_keras
     if names and all(n.endswith(".npy") for n in names):
         from paramscope.sources.numpy_file import read_npz
 

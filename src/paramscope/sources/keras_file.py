@@ -1,0 +1,215 @@
+"""Keras 3 ``.keras`` archives (config.json + model.weights.h5), read without Keras.
+
+The weights file names each variable only ``layers/<attribute>/vars/<i>``. Names and roles
+come from the layer specs (specs/): for each layer in config.json, its class, config and
+recorded build shape give the variables it creates, in order, which name the stored ones
+and say which are state. Roles follow Keras 3's own load semantics, checked against Keras:
+a variable trains when its layer's saved ``trainable`` flag and the root model's are set.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paramscope.core.report import Node, Report, Role, Source, TensorGroup
+from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
+from paramscope.errors import InputError
+from paramscope.sources.hdf5_walk import hdf5_structure
+from paramscope.sources.sandbox import run_sandboxed
+from paramscope.specs.lookup import spec_for
+from paramscope.specs.spec import ANY_NAME
+
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+NOT_LAYERS = frozenset({"optimizer", "metrics"})  # top-level groups Keras saves beside the layers
+
+
+@dataclass
+class LayerConfig:
+    name: str
+    class_name: str
+    config: dict
+    build: dict
+    children: dict[str, LayerConfig] = field(default_factory=dict)
+
+    @property
+    def trainable(self) -> bool:
+        return bool(self.config.get("trainable", True))
+
+
+def config_tree(obj: dict) -> LayerConfig:
+    config = obj.get("config") or {}
+    layer = LayerConfig(
+        config.get("name", ""), obj.get("class_name", ""), config, obj.get("build_config") or {}
+    )
+    nested = config.get("layers") if isinstance(config.get("layers"), list) else []
+    for key in ("layer", "backward_layer"):
+        if isinstance(config.get(key), dict):
+            nested = [*nested, config[key]]
+    for child in nested:
+        if isinstance(child, dict):
+            parsed = config_tree(child)
+            layer.children[parsed.name] = parsed
+    return layer
+
+
+@dataclass
+class RawVar:
+    index: int
+    shape: tuple[int, ...]
+    dtype: str
+    key: str
+
+
+@dataclass
+class RawLayer:
+    group: str
+    name: str
+    variables: list[RawVar]
+    children: list[RawLayer]
+
+
+def _layers(structure: dict) -> tuple[RawLayer, list[RawVar]]:
+    groups, datasets = structure["groups"], structure["datasets"]
+    by_group: dict[str, list[RawVar]] = {}
+    for dataset in datasets:
+        parent, _, leaf = dataset["path"].rpartition("/")
+        if leaf.isdigit():
+            by_group.setdefault(parent, []).append(
+                RawVar(int(leaf), tuple(dataset["shape"]), dataset["dtype"], dataset["path"])
+            )
+    for variables in by_group.values():
+        variables.sort(key=lambda v: v.index)
+
+    def layer(group: str) -> RawLayer:
+        vars_group = join_path(group, "vars")
+        name = str(groups.get(vars_group, {}).get("name", group.rsplit("/", 1)[-1]))
+        children = []
+        for candidate in sorted(groups):
+            parent, _, leaf = candidate.rpartition("/")
+            if leaf == "vars" or join_path(candidate, "vars") not in groups or candidate in NOT_LAYERS:
+                continue
+            if parent == group or (parent == join_path(group, "layers") and group != candidate):
+                children.append(layer(candidate))
+        return RawLayer(group, name, by_group.get(vars_group, []), children)
+
+    optimizer = by_group.get("optimizer/vars", [])
+    return layer(""), optimizer
+
+
+def _order(children: list[RawLayer], config: LayerConfig | None) -> list[RawLayer]:
+    """Model order: as config.json lists the layers (the HDF5 file lists them alphabetically)."""
+    if config is None:
+        return children
+    position = {name: i for i, name in enumerate(config.children)}
+    return sorted(children, key=lambda c: position.get(c.name, len(position)))
+
+
+def _subtree_vars(layer: RawLayer, config: LayerConfig | None) -> list[RawVar]:
+    found = list(layer.variables)
+    for child in _order(layer.children, config):
+        found += _subtree_vars(child, config.children.get(child.name) if config else None)
+    return found
+
+
+def _names_for(layer: RawLayer, config: LayerConfig | None) -> dict[str, tuple[str, bool]] | None:
+    """key -> (name, is_state) for a layer's whole subtree, from its spec; None without one."""
+    if config is None:
+        return None
+    try:
+        spec = spec_for("keras_file", config.class_name, config.config, config.build)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+    if spec is None:
+        return None
+    remaining = list(spec.variables)
+    names = {}
+    for variable in _subtree_vars(layer, config):
+        match = next((v for v in remaining if v.shape == variable.shape), None)
+        if match is None:
+            return None  # the spec does not describe this layer as saved: no guessing
+        remaining.remove(match)
+        names[variable.key] = (match.name, match.state)
+    return names
+
+
+def read_keras(path: Path) -> Report:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {i.filename: i for i in archive.infolist()}
+            if members["config.json"].file_size > MAX_CONFIG_BYTES:
+                raise InputError(f"{path}: config.json is larger than paramscope reads")
+            config = json.loads(archive.read("config.json"))
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
+    except (KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable .keras archive ({type(exc).__name__}: {exc})") from None
+    if "model.weights.h5" not in members:
+        raise InputError(
+            f"{path}: this .keras archive stores its weights in a form paramscope cannot read yet"
+        )
+    structure = run_sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path))
+    root_config = config_tree(config)
+    raw_root, optimizer_vars = _layers(structure)
+    builder = TreeBuilder()
+    unknown: list[str] = []
+    root_trains = root_config.trainable
+
+    def visit(
+        raw: RawLayer, conf: LayerConfig | None, path_: str, names: dict | None, owner_trains: bool
+    ) -> Node:
+        trains = conf.trainable if conf is not None else owner_trains
+        if names is None:
+            names = _names_for(raw, conf)
+        node = Node(
+            path=path_,
+            name=raw.name if path_ else (root_config.name or raw.name),
+            type=conf.class_name if conf is not None else "",
+            trainable=conf.trainable if conf is not None else None,
+            config=conf.config if conf is not None else None,
+            build=conf.build if conf is not None else None,
+        )
+        tensor_names = UniqueNames()
+        for variable in raw.variables:
+            if names is not None and variable.key in names:
+                name, state = names[variable.key]
+                if name == ANY_NAME:  # created without a name: Keras numbers it at load time
+                    name = f"var{variable.index}"
+                role = Role.STATE if state else Role.TRAINABLE if (root_trains and trains) else Role.FROZEN
+            else:
+                name, role = f"var{variable.index}", Role.UNKNOWN
+                unknown.append(join_path(path_, name))
+            node.tensors.append(
+                builder.tensor(variable.key, path_, tensor_names(name), variable.shape, variable.dtype, role)
+            )
+        child_names = UniqueNames()
+        for child in _order(raw.children, conf):
+            child_conf = conf.children.get(child.name) if conf is not None else None
+            name = child_names(child.name)
+            node.children.append(visit(child, child_conf, join_path(path_, name), names, trains))
+        return node
+
+    root = visit(raw_root, root_config, "", None, True)
+    optimizer = None
+    if optimizer_vars:
+        names = UniqueNames()
+        optimizer = TensorGroup(
+            "optimizer",
+            [
+                builder.tensor(v.key, "optimizer", names(f"var{v.index}"), v.shape, v.dtype, Role.STATE)
+                for v in optimizer_vars
+            ],
+        )
+    warnings = []
+    if unknown:
+        warnings.append(
+            f"{len(unknown)} variable(s) of layers paramscope has no formula for have unknown roles "
+            f"({', '.join(unknown[:3])}{'…' if len(unknown) > 3 else ''})."
+        )
+    return Report(
+        source=Source(kind="keras_file", framework_version=metadata.get("keras_version"), path=str(path)),
+        root=root,
+        optimizer=optimizer,
+        warnings=warnings,
+    )

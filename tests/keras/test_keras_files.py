@@ -1,0 +1,74 @@
+""".keras files written by Keras, read without Keras: the same tensors, roles and summary as
+loading them in Keras and inspecting the live model."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import paramscope
+from paramscope.core.conventions import keras_lines
+from paramscope.ops.explain import explain_layers
+from tests.truth import keras_footer
+
+MODELS = ["MobileNetV2", "EfficientNetB0", "ConvNeXtTiny"]
+if os.environ.get("PARAMSCOPE_APPS") != "third":
+    MODELS += ["ResNet50", "InceptionV3", "DenseNet121"]
+
+
+def transfer(name: str):
+    base = getattr(keras.applications, name)(weights=None, include_top=False, input_shape=(96, 96, 3))
+    inputs = keras.Input((96, 96, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    return keras.Model(inputs, keras.layers.Dense(7, name="head")(pooled), name="transfer"), base
+
+
+UNNAMED = re.compile(r"/(variable(_\d+)?|var\d+)$")  # weights created without a name
+
+
+def roles(report) -> dict[str, str]:
+    """Tensor path -> role; a weight Keras created unnamed (numbered at load time) by its layer."""
+    return {UNNAMED.sub("/<unnamed>", t.path): t.role.value for t in report.tensors()}
+
+
+@pytest.mark.parametrize("unfreeze_last", [False, True], ids=["frozen-base", "top-unfrozen"])
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_file_matches_loaded_model(name: str, unfreeze_last: bool, tmp_path) -> None:
+    model, base = transfer(name)
+    base.trainable = False
+    if unfreeze_last:
+        [layer for layer in base.layers if layer.weights][-1].trainable = True
+    path = tmp_path / "model.keras"
+    model.save(path)
+    from_file = paramscope.inspect(path)
+    loaded = keras.saving.load_model(path)
+    live = paramscope.inspect(loaded)
+    assert from_file.source.kind == "keras_file"
+    assert roles(from_file) == roles(live)
+    assert from_file.totals["trainable"].tensors == len(loaded.trainable_weights)
+    assert [line.rstrip() for line in keras_lines(from_file)] == keras_footer(loaded)
+    assert from_file.warnings == []
+    explained = explain_layers(from_file)
+    assert [e.problem for e in explained if e.problem] == []
+    assert not any(e.formula.generic for e in explained)
+
+
+def test_compiled_keras_file_reports_optimizer(tmp_path) -> None:
+    inputs = keras.Input((5, 8))
+    x = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(inputs)
+    x = keras.layers.Reshape((1, 8))(x)
+    x = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    model.compile("adam", "mse")
+    model.fit(np.zeros((2, 5, 8)), np.zeros((2, 1, 2)), verbose=0)
+    path = tmp_path / "rnn.keras"
+    model.save(path)
+    from_file, loaded = paramscope.inspect(path), keras.saving.load_model(path)
+    assert roles(from_file) == roles(paramscope.inspect(loaded))
+    assert from_file.optimizer is not None
+    assert from_file.optimizer.totals.tensors == len(loaded.optimizer.variables)
+    assert [line.rstrip() for line in keras_lines(from_file)] == keras_footer(loaded)
