@@ -148,6 +148,45 @@ def explain(
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line each; json: JSON lines.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def scan(folder: str, fmt: str, output: str | None) -> None:
+    """One line for every checkpoint under FOLDER, read in parallel, nothing executed.
+
+    Exits 1 if any checkpoint could not be read (its line says why).
+    """
+    import json
+
+    from paramscope.core.units import keras_size
+    from paramscope.ops.scan import scan as scan_folder
+
+    lines = scan_folder(folder)
+    if fmt == "json":
+        text = "".join(json.dumps(line.as_dict()) + "\n" for line in lines)
+    else:
+        rows = [
+            f"{line.path}  error: {line.error}"
+            if line.error
+            else f"{line.path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  {keras_size(line.bytes)}"
+            + (f"  trainable {line.trainable:,}" if line.trainable else "")
+            for line in lines
+        ]
+        text = "".join(row + "\n" for row in rows) or f"no checkpoints under {folder}\n"
+    emit(text, output)
+    if any(line.error for line in lines):
+        sys.exit(1)
+
+
+@cli.command()
 @handles_errors
 def demo() -> None:
     """The transfer-learning story: MobileNetV2 base + head, before and after freezing."""

@@ -22,6 +22,10 @@ NPY_MAGIC = b"\x93NUMPY"
 GGUF_MAGIC = b"GGUF"
 
 
+class UnrecognisedFormat(InputError):
+    """The bytes are no checkpoint format paramscope knows (as opposed to a damaged one)."""
+
+
 def _zip_reader(path: Path) -> Callable[[Path], Report]:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -45,7 +49,7 @@ def _zip_reader(path: Path) -> Callable[[Path], Report]:
         from paramscope.sources.numpy_file import read_npz
 
         return read_npz
-    raise InputError(f"{path}: a zip archive, but not a torch, Keras or .npz file")
+    raise UnrecognisedFormat(f"{path}: a zip archive, but not a torch, Keras or .npz file")
 
 
 def _unsupported(what: str) -> Callable[[Path], Report]:
@@ -71,7 +75,7 @@ def reader_for(path: Path) -> Callable[[Path], Report]:
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     if not head:
-        raise InputError(f"{path}: empty file")
+        raise UnrecognisedFormat(f"{path}: empty file")
     if head.startswith(ZIP_MAGIC):
         return _zip_reader(path)
     if head.startswith(NPY_MAGIC):
@@ -88,9 +92,9 @@ def reader_for(path: Path) -> Callable[[Path], Report]:
         return read_torch_legacy
     if len(head) >= 9 and head[8:9] == b"{":
         return _read_safetensors
-    if head[:1] == b"{" and path.name.endswith(".json"):
+    if head[:1] == b"{" and path.name.endswith(".index.json"):
         return _read_index
-    raise InputError(f"{path}: unrecognised file format (not torch, safetensors, NumPy or Keras)")
+    raise UnrecognisedFormat(f"{path}: unrecognised file format (not torch, safetensors, NumPy or Keras)")
 
 
 def _read_safetensors(path: Path) -> Report:
