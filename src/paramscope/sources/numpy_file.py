@@ -8,6 +8,7 @@ only. Object arrays are refused: loading them unpickles arbitrary objects.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -27,7 +28,13 @@ def _header(handle, label: str) -> tuple[tuple[int, ...], str]:
             shape, _fortran, dtype = npformat.read_array_header_1_0(handle, max_header_size=100_000)
         else:
             shape, _fortran, dtype = npformat.read_array_header_2_0(handle, max_header_size=100_000)
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        SyntaxError,
+        tokenize.TokenError,
+    ) as exc:  # numpy's parser raises all
         raise InputError(f"{label}: not a readable .npy header ({exc})") from None
     if dtype.hasobject:
         raise InputError(f"{label}: object array refused (loading it would unpickle arbitrary objects)")
