@@ -7,7 +7,10 @@ with external storage, virtual datasets, and shapes too large to be real.
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import struct
 import zipfile
 
 from paramscope.errors import InputError
@@ -65,6 +68,70 @@ def _walk(handle) -> dict:
     return {"root": root_attrs, "groups": groups, "datasets": datasets}
 
 
+class Window(io.RawIOBase):
+    """A read-only window onto a byte range of a file: an uncompressed zip member in place.
+
+    zipfile's member stream re-reads from the start of the member on every backward seek,
+    and HDF5 seeks constantly (1.6 s instead of 0.1 s for ResNet50's weights).
+    """
+
+    BLOCK = 64 * 1024
+    MAX_BLOCKS = 256  # 16 MB of metadata at most; tensor data is never read
+
+    def __init__(self, handle, start: int, length: int) -> None:
+        self._handle, self._start, self._length, self._position = handle, start, length, 0
+        self._blocks: dict[int, bytes] = {}  # HDF5 makes many small reads of nearby metadata
+
+    def _block(self, number: int) -> bytes:
+        block = self._blocks.get(number)
+        if block is None:
+            offset = number * self.BLOCK
+            size = max(0, min(self.BLOCK, self._length - offset))
+            block = os.pread(self._handle.fileno(), size, self._start + offset)
+            if len(self._blocks) >= self.MAX_BLOCKS:
+                self._blocks.pop(next(iter(self._blocks)))
+            self._blocks[number] = block
+        return block
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._length - self._position))
+        if count > self.BLOCK:  # a large read (rare in a header walk): straight from the file
+            data = os.pread(self._handle.fileno(), count, self._start + self._position)
+        else:
+            first, last = self._position // self.BLOCK, (self._position + count - 1) // self.BLOCK
+            joined = b"".join(self._block(n) for n in range(first, last + 1)) if count else b""
+            skip = self._position - first * self.BLOCK
+            data = joined[skip : skip + count]
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def _member_offset(handle, info: zipfile.ZipInfo) -> int:
+    """Where a member's bytes start: after its local header (whose lengths may differ from the
+    central directory's)."""
+    handle.seek(info.header_offset)
+    local = handle.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise InputError(f"damaged zip member {info.filename!r}")
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
 def hdf5_structure(path: str, member: str | None = None) -> dict:
     """The structure of an HDF5 file, or of one HDF5 member of a zip archive."""
     import h5py
@@ -72,5 +139,12 @@ def hdf5_structure(path: str, member: str | None = None) -> dict:
     if member is None:
         with h5py.File(path, "r") as handle:
             return _walk(handle)
-    with zipfile.ZipFile(path) as archive, archive.open(member) as stream, h5py.File(stream, "r") as handle:
-        return _walk(handle)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:  # rare: Keras stores members uncompressed
+            with archive.open(member) as stream, h5py.File(stream, "r") as handle:
+                return _walk(handle)
+    with open(path, "rb") as raw:
+        window = Window(raw, _member_offset(raw, info), info.file_size)
+        with h5py.File(window, "r") as handle:
+            return _walk(handle)
