@@ -197,9 +197,45 @@ def broken_files() -> dict[str, tuple[str, bytes, str]]:
         ),
         "empty": ("a.bin", b"", "empty file"),
         "garbage": ("a.bin", b"\x01\x02garbage bytes here", "unrecognised"),
-        "hdf5-unsupported": ("a.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 32, "cannot read this format yet"),
+        "hdf5-damaged": ("a.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 32, "damaged or unreadable"),
+        "hdf5-external-link": ("a.h5", _hdf5("external"), "refused HDF5 external link"),
+        "hdf5-soft-link": ("a.h5", _hdf5("soft"), "refused HDF5 soft link"),
+        "hdf5-virtual-dataset": ("a.h5", _hdf5("virtual"), "refused virtual dataset"),
+        "hdf5-external-storage": ("a.h5", _hdf5("external_storage"), "external storage"),
+        "hdf5-not-keras": ("a.h5", _hdf5("plain"), "not a Keras model"),
     }
     return files
+
+
+def _hdf5(kind: str) -> bytes:
+    """A Keras-looking weights file carrying one thing a loader must refuse."""
+    import tempfile
+
+    import h5py
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/x.h5"
+        with h5py.File(path, "w") as handle:
+            if kind != "plain":
+                handle.attrs["layer_names"] = [b"dense"]
+                group = handle.create_group("dense")
+                group.attrs["weight_names"] = [b"dense/kernel"]
+            if kind == "external":
+                handle["dense/dense"] = h5py.ExternalLink("/etc/passwd", "/kernel")
+            elif kind == "soft":
+                handle["dense/dense"] = h5py.SoftLink("/elsewhere")
+            elif kind == "virtual":
+                layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+                layout[:] = h5py.VirtualSource("/etc/passwd", "data", shape=(4,))
+                handle.create_virtual_dataset("dense/dense/kernel", layout)
+            elif kind == "external_storage":
+                handle.create_dataset(
+                    "dense/dense/kernel", shape=(4,), dtype="f4", external=[("/etc/passwd", 0, 16)]
+                )
+            else:
+                handle.create_dataset("data", data=[1.0, 2.0])
+        with open(path, "rb") as raw:
+            return raw.read()
 
 
 def _npy(array) -> bytes:

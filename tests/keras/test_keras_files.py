@@ -57,6 +57,32 @@ def test_keras_file_matches_loaded_model(name: str, unfreeze_last: bool, tmp_pat
     assert not any(e.formula.generic for e in explained)
 
 
+@pytest.mark.parametrize("unfreeze_last", [False, True], ids=["frozen-base", "top-unfrozen"])
+@pytest.mark.parametrize("name", ["MobileNetV2", "EfficientNetB0"])  # Keras cannot reload ConvNeXt from .h5
+def test_legacy_h5_matches_loaded_model(name: str, unfreeze_last: bool, tmp_path) -> None:
+    model, base = transfer(name)
+    base.trainable = False
+    if unfreeze_last:
+        [layer for layer in base.layers if layer.weights][-1].trainable = True
+    path = tmp_path / "model.h5"
+    model.save(path)
+    from_file = paramscope.inspect(path)
+    loaded = keras.saving.load_model(path)
+    assert from_file.source.kind == "h5"
+    assert roles(from_file) == roles(paramscope.inspect(loaded))
+    assert [line.rstrip() for line in keras_lines(from_file)] == keras_footer(loaded)
+
+
+def test_weights_only_h5_has_unknown_roles(tmp_path) -> None:
+    model, _ = transfer("MobileNetV2")
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    report = paramscope.inspect(path)
+    assert report.totals["all"].params == model.count_params()
+    assert report.totals["trainable"].tensors == 0 and report.totals["unknown"].tensors > 0
+    assert "stores no trainability" in report.warnings[0]
+
+
 def test_compiled_keras_file_reports_optimizer(tmp_path) -> None:
     inputs = keras.Input((5, 8))
     x = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(inputs)

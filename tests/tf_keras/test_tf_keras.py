@@ -122,3 +122,25 @@ def test_explain_tf_keras_applications(name: str) -> None:
     assert [e.problem for e in explained if e.problem] == []
     assert [e.type for e in explained if e.formula.generic] == []
     assert sum(e.params for e in explained) == model.count_params()
+
+
+@pytest.mark.parametrize("unfreeze", [False, True], ids=["frozen-base", "sublayer-reenabled"])
+def test_tf_keras_h5_matches_loaded_model(unfreeze: bool, tmp_path) -> None:
+    """Keras 2 writes `layer/kernel:0` names and decides roles per parent."""
+    base = tf_keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(64, 64, 3))
+    inputs = tf_keras.Input((64, 64, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(5, name="head")(x))
+    base.trainable = False
+    if unfreeze:
+        base.get_layer("Conv_1").trainable = True  # stays frozen under a frozen parent in Keras 2
+    path = tmp_path / "model.h5"
+    model.save(path)
+    from_file = paramscope.inspect(path)
+    loaded = tf_keras.models.load_model(path)
+    live = paramscope.inspect(loaded)
+    assert {t.path: t.role for t in from_file.tensors()} == {t.path: t.role for t in live.tensors()}
+    assert from_file.totals["trainable"].tensors == len(loaded.trainable_weights)
+    # tf.keras does not restore a nested model's flag: a re-enabled sublayer trains after loading
+    assert len(loaded.trainable_weights) == (3 if unfreeze else 2)
+    assert any("saved frozen, loads trainable" in w for w in from_file.warnings)

@@ -20,6 +20,7 @@ SOURCE_NAMES = {
     "torch": "PyTorch",
     "torch_file": "torch checkpoint",
     "keras_file": ".keras file, saved by Keras",
+    "h5": "legacy Keras .h5 file, saved by Keras",
     "safetensors": "safetensors",
     "npz": "NumPy",
 }
@@ -109,7 +110,7 @@ def _torch_connections(report: Report) -> list[str]:
 
 def reading(report: Report) -> Reading:
     kind = report.source.kind
-    if kind in ("keras", "tf_keras", "keras_file"):
+    if kind in ("keras", "tf_keras", "keras_file", "h5"):
         title, lines, connections = (
             "model.summary() says",
             keras_lines(report),

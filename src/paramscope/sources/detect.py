@@ -83,7 +83,9 @@ def reader_for(path: Path) -> Callable[[Path], Report]:
 
         return read_npy
     if head.startswith(HDF5_MAGIC):
-        return _unsupported("an HDF5 (legacy Keras .h5) file")
+        from paramscope.sources.h5_file import read_h5
+
+        return read_h5
     if head.startswith(GGUF_MAGIC):
         return _unsupported("a GGUF file")
     from paramscope.sources.torch_file import looks_like_legacy, read_torch_legacy

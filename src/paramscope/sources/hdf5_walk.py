@@ -30,42 +30,60 @@ def _attribute(value):
     return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)[:200]
 
 
+def _storage_size(attrs, key: str) -> int:
+    try:
+        return attrs.get_id(key).get_storage_size()
+    except RuntimeError:  # an empty attribute: libhdf5 reports its size 0 as an error
+        return 0
+
+
+def _attributes(attrs) -> dict:
+    """Small attributes as plain data; oversized ones are left out, never read."""
+    return {key: _attribute(attrs[key]) for key in attrs if _storage_size(attrs, key) <= MAX_ATTRIBUTE_BYTES}
+
+
 def _walk(handle) -> dict:
     import h5py
 
     groups: dict[str, dict] = {}
     datasets: list[dict] = []
+    refusals: list[str] = []
 
-    def visit(name: str, link) -> None:
+    def check(name: str, link) -> str | None:
+        """Why this link must be refused, else None (and the item is recorded)."""
         if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-            kind = "external" if isinstance(link, h5py.ExternalLink) else "soft"
-            raise InputError(f"refused HDF5 {kind} link {name!r}")
+            return (
+                f"refused HDF5 {'external' if isinstance(link, h5py.ExternalLink) else 'soft'} link {name!r}"
+            )
         item = handle[name]
-        if isinstance(item, h5py.Dataset):
-            if item.is_virtual:
-                raise InputError(f"refused virtual dataset {name!r}")
-            if item.external:
-                raise InputError(f"refused dataset {name!r} with external storage")
-            shape = tuple(int(d) for d in item.shape or ())
-            if len(shape) > MAX_DIMS or math.prod(shape) > MAX_ELEMENTS:
-                raise InputError(f"refused dataset {name!r} with an absurd shape")
-            datasets.append({"path": name, "shape": shape, "dtype": item.dtype.name})
-            if len(datasets) > MAX_TENSORS:
-                raise InputError("too many datasets")
-        else:
-            groups[name] = {
-                k: _attribute(v)
-                for k, v in item.attrs.items()
-                if item.attrs.get_id(k).get_storage_size() <= MAX_ATTRIBUTE_BYTES
-            }
+        if not isinstance(item, h5py.Dataset):
+            groups[name] = _attributes(item.attrs)
+            return None
+        if item.is_virtual:
+            return f"refused virtual dataset {name!r}"
+        if item.external:
+            return f"refused dataset {name!r} with external storage"
+        shape = tuple(int(d) for d in item.shape or ())
+        if len(shape) > MAX_DIMS or math.prod(shape) > MAX_ELEMENTS:
+            return f"refused dataset {name!r} with an absurd shape"
+        datasets.append({"path": name, "shape": shape, "dtype": item.dtype.name})
+        return "too many datasets" if len(datasets) > MAX_TENSORS else None
+
+    def visit(name: str, link) -> bool | None:
+        # h5py mangles exceptions raised in a visitor; record the reason and stop instead
+        try:
+            reason = check(name, link)
+        except Exception as exc:
+            reason = f"damaged or unreadable file ({type(exc).__name__}: {str(exc)[:100]})"
+        if reason:
+            refusals.append(reason)
+            return True  # a non-None result stops the visit
+        return None
 
     handle.visititems_links(visit)
-    root_attrs = {
-        k: _attribute(v)
-        for k, v in handle.attrs.items()
-        if handle.attrs.get_id(k).get_storage_size() <= MAX_ATTRIBUTE_BYTES
-    }
-    return {"root": root_attrs, "groups": groups, "datasets": datasets}
+    if refusals:
+        raise InputError(refusals[0])
+    return {"root": _attributes(handle.attrs), "groups": groups, "datasets": datasets}
 
 
 class Window(io.RawIOBase):

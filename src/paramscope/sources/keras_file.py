@@ -150,11 +150,24 @@ def read_keras(path: Path) -> Report:
             f"{path}: this .keras archive stores its weights in a form paramscope cannot read yet"
         )
     structure = run_sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path))
-    root_config = config_tree(config)
+    source = Source(kind="keras_file", framework_version=metadata.get("keras_version"), path=str(path))
+    return structure_report(structure, config_tree(config), source, path.name)
+
+
+def is_keras3_weights(structure: dict) -> bool:
+    """Whether an HDF5 structure is Keras 3's per-layer layout (`layers/<attr>/vars/<i>`)."""
+    return any(group == "vars" or group.endswith("/vars") for group in structure["groups"])
+
+
+def structure_report(
+    structure: dict, root_config: LayerConfig | None, source: Source, fallback_name: str
+) -> Report:
+    """A Report of Keras 3's weights layout; without a config (a bare `.weights.h5`), every
+    variable is named by its index and its role is unknown."""
     raw_root, optimizer_vars = _layers(structure)
     builder = TreeBuilder()
     unknown: list[str] = []
-    root_trains = root_config.trainable
+    root_trains = root_config.trainable if root_config is not None else True
 
     def visit(
         raw: RawLayer, conf: LayerConfig | None, path_: str, names: dict | None, owner_trains: bool
@@ -164,7 +177,9 @@ def read_keras(path: Path) -> Report:
             names = _names_for(raw, conf)
         node = Node(
             path=path_,
-            name=raw.name if path_ else (root_config.name or raw.name),
+            name=raw.name
+            if path_
+            else ((root_config.name if root_config else "") or raw.name or fallback_name),
             type=conf.class_name if conf is not None else "",
             trainable=conf.trainable if conf is not None else None,
             config=conf.config if conf is not None else None,
@@ -202,13 +217,15 @@ def read_keras(path: Path) -> Report:
             ],
         )
     warnings = []
-    if unknown:
+    if root_config is None:
+        warnings.append("a weights-only file stores no trainability: roles are unknown.")
+    elif unknown:
         warnings.append(
             f"{len(unknown)} variable(s) of layers paramscope has no formula for have unknown roles "
             f"({', '.join(unknown[:3])}{'…' if len(unknown) > 3 else ''})."
         )
     return Report(
-        source=Source(kind="keras_file", framework_version=metadata.get("keras_version"), path=str(path)),
+        source=source,
         root=root,
         optimizer=optimizer,
         warnings=warnings,
