@@ -203,6 +203,17 @@ def broken_files() -> dict[str, tuple[str, bytes, str]]:
         "hdf5-virtual-dataset": ("a.h5", _hdf5("virtual"), "refused virtual dataset"),
         "hdf5-external-storage": ("a.h5", _hdf5("external_storage"), "external storage"),
         "hdf5-not-keras": ("a.h5", _hdf5("plain"), "not a Keras model"),
+        "onnx-external-parent": ("a.onnx", _onnx("../../etc/passwd"), "outside the model's folder"),
+        "onnx-external-absolute": ("a.onnx", _onnx("/etc/passwd"), "outside the model's folder"),
+        "onnx-garbage": ("a.onnx", b"\x08\x07\x12\xff\xff\xff\xff\x0fgarbage", "not a readable ONNX model"),
+        "gguf-absurd-counts": (
+            "a.gguf",
+            b"GGUF" + struct.pack("<IQQ", 3, 2**60, 2**60),
+            "absurd GGUF counts",
+        ),
+        "gguf-unknown-version": ("a.gguf", b"GGUF" + struct.pack("<IQQ", 99, 1, 1), "version 99"),
+        "gguf-truncated": ("a.gguf", b"GGUF\x03\x00", "truncated GGUF header"),
+        "gguf-unknown-tensor-type": ("a.gguf", _gguf_bad_type(), "damaged GGUF"),
     }
     return files
 
@@ -236,6 +247,24 @@ def _hdf5(kind: str) -> bytes:
                 handle.create_dataset("data", data=[1.0, 2.0])
         with open(path, "rb") as raw:
             return raw.read()
+
+
+def _onnx(location: str) -> bytes:
+    import tempfile
+
+    from tests.files.onnx_gguf import write_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_onnx(Path(folder) / "m.onnx", external_location=location)
+        return (Path(folder) / "m.onnx").read_bytes()
+
+
+def _gguf_bad_type() -> bytes:
+    """A valid header and one tensor whose GGML type id (250) does not exist."""
+    name = b"w"
+    tensor = struct.pack("<Q", len(name)) + name + struct.pack("<I", 1) + struct.pack("<Q", 4)
+    tensor += struct.pack("<I", 250) + struct.pack("<Q", 0)
+    return b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + tensor + b"\0" * 64
 
 
 def _npy(array) -> bytes:

@@ -113,7 +113,16 @@ def valid_files(tmp_path_factory) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(
-    "name", ["state_dict.pt", "legacy.pt", "model.safetensors", "arrays.npz", "array.npy"]
+    "name",
+    [
+        "state_dict.pt",
+        "legacy.pt",
+        "model.safetensors",
+        "arrays.npz",
+        "array.npy",
+        "model.onnx",
+        "model.gguf",
+    ],
 )
 def test_fuzzed_files_fail_cleanly(name: str, valid_files, tmp_path_factory) -> None:
     original = valid_files[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,56 @@ def test_file_inspection_imports_no_framework(files, tmp_path) -> None:
         )
         assert result.returncode == 0, (path.name, result.stderr)
         assert '"schema_version": 1' in result.stdout
+
+
+def test_onnx_matches_onnx(tmp_path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from tests.files.onnx_gguf import write_onnx
+
+    path = tmp_path / "model.onnx"
+    write_onnx(path)
+    model = onnx.load(path)
+    dense = [numpy_helper.to_array(t).size for t in model.graph.initializer]
+    sparse = [int(np.prod(s.dims)) for s in model.graph.sparse_initializer]
+    branches = [
+        numpy_helper.to_array(t).size
+        for node in model.graph.node
+        for a in node.attribute
+        if a.HasField("g")
+        for t in a.g.initializer
+    ]
+    report = paramscope.inspect(path)
+    assert report.source.kind == "onnx"
+    assert report.totals["all"].params == sum(dense) + sum(sparse) + sum(branches)
+    assert report.totals["all"].tensors == len(dense) + len(sparse) + len(branches)
+    assert report.constants is not None and report.constants.totals.params == 7  # listed apart, not counted
+    assert "If/then_branch/branch/scale" in {t.path for t in report.tensors()}
+
+
+def test_gguf_matches_gguf_reader(tmp_path) -> None:
+    from gguf import GGUFReader
+
+    from tests.files.onnx_gguf import write_gguf
+
+    path = tmp_path / "model.gguf"
+    write_gguf(path)
+    reader = GGUFReader(path)
+    report = paramscope.inspect(path)
+    assert report.totals["all"].params == sum(int(t.n_elements) for t in reader.tensors)
+    assert report.totals["all"].bytes == sum(int(t.n_bytes) for t in reader.tensors)
+    quantized = next(t for t in report.tensors() if t.dtype == "q8_0")
+    assert quantized.params == 64 * 64 and quantized.bytes == 64 * 64 // 32 * 34
+
+
+def test_split_gguf(tmp_path) -> None:
+    from tests.files.onnx_gguf import write_gguf
+
+    for part in (1, 2):
+        write_gguf(tmp_path / f"model-{part:05d}-of-00002.gguf")
+    report = paramscope.inspect(tmp_path / "model-00001-of-00002.gguf")
+    assert report.totals["all"].params == 2 * (8 * 64 + 2 * 64 * 64)
+    (tmp_path / "model-00002-of-00002.gguf").unlink()
+    with pytest.raises(paramscope.InputError, match=re.escape("part model-00002-of-00002.gguf is missing")):
+        paramscope.inspect(tmp_path / "model-00001-of-00002.gguf")

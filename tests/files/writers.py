@@ -65,6 +65,11 @@ def write_all(folder: Path) -> list[Path]:
         write(path)
         written.append(path)
     written.append(write_shards(folder / "sharded", model.state_dict()))
+    from tests.files.onnx_gguf import write_gguf, write_onnx
+
+    for name, write in (("model.onnx", write_onnx), ("model.gguf", write_gguf)):
+        write(folder / name)
+        written.append(folder / name)
     return written
 
 

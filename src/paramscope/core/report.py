@@ -222,6 +222,7 @@ class Report:
     root: Node
     optimizer: TensorGroup | None = None
     metrics: TensorGroup | None = None
+    constants: TensorGroup | None = None  # ONNX Constant-node tensors: data, not parameters
     warnings: list[str] = field(default_factory=list)
     # Paths of the tensors the compiled train step will update, where the framework captured
     # them at compile() time (tf.keras `_collected_trainable_weights`); None when it did not.

@@ -55,6 +55,7 @@ class TreeBuilder:
         dtype: object,
         role: Role,
         persistent: bool | None = None,
+        nbytes: int | None = None,  # where the dtype alone cannot say (block-quantized GGUF)
     ) -> Tensor:
         path = join_path(node_path, name)
         owner = self._owner_path.get(id(obj))
@@ -71,7 +72,7 @@ class TreeBuilder:
             dtype=dtype_name,
             role=role,
             params=params,
-            bytes=tensor_bytes(params, dtype_name),
+            bytes=nbytes if nbytes is not None else tensor_bytes(params, dtype_name),
             shared_with=owner,
             persistent=persistent,
         )

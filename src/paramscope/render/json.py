@@ -58,6 +58,7 @@ def report_dict(report: Report) -> dict:
         "root": node_dict(report.root),
         "optimizer": _group_dict(report.optimizer),
         "metrics": _group_dict(report.metrics),
+        "constants": _group_dict(report.constants),
         "compiled_trainable": report.compiled_trainable,
         "warnings": list(report.warnings),
     }

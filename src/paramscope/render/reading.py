@@ -126,9 +126,9 @@ def reading(report: Report) -> Reading:
         ]
         connections = []
     extras = [
-        f"{group.name.capitalize()} variables: {plural(group.totals.tensors, 'tensor')} · "
+        f"{group.name.capitalize()}: {plural(group.totals.tensors, 'tensor')} · "
         f"{plural(group.totals.params, 'param')}, reported apart from the model."
-        for group in (report.optimizer, report.metrics)
+        for group in (report.optimizer, report.metrics, report.constants)
         if group is not None
     ]
     return Reading(role_lines(report), title, lines, connections, extras, list(report.warnings))

@@ -52,11 +52,12 @@ def _zip_reader(path: Path) -> Callable[[Path], Report]:
     raise UnrecognisedFormat(f"{path}: a zip archive, but not a torch, Keras or .npz file")
 
 
-def _unsupported(what: str) -> Callable[[Path], Report]:
-    def refuse(path: Path) -> Report:
-        raise InputError(f"{path}: {what}; paramscope cannot read this format yet")
+ONNX_SECOND_FIELDS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x52, 0x72, 0x7A}
 
-    return refuse
+
+def looks_like_onnx(head: bytes) -> bool:
+    """A ModelProto starts with field 1 (ir_version, a small varint), then one of its fields."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in ONNX_SECOND_FIELDS
 
 
 def reader_for(path: Path) -> Callable[[Path], Report]:
@@ -87,7 +88,13 @@ def reader_for(path: Path) -> Callable[[Path], Report]:
 
         return read_h5
     if head.startswith(GGUF_MAGIC):
-        return _unsupported("a GGUF file")
+        from paramscope.sources.gguf_file import read_gguf
+
+        return read_gguf
+    if looks_like_onnx(head):
+        from paramscope.sources.onnx_file import read_onnx
+
+        return read_onnx
     from paramscope.sources.torch_file import looks_like_legacy, read_torch_legacy
 
     if looks_like_legacy(head):

@@ -30,6 +30,7 @@ class FlatTensor:
     dtype: str
     identity: object  # equal identities are one tensor stored under two names (tied weights)
     requires_grad: bool | None = None  # known only when saved as a Parameter
+    nbytes: int | None = None  # stored size, where the dtype alone cannot say (quantized blocks)
 
 
 def role_of(entry: FlatTensor) -> Role:
@@ -59,7 +60,11 @@ def flat_tree(entries: list[FlatTensor], root_name: str, builder: TreeBuilder | 
                 index[path] = child
             node = child
         token = identities.setdefault(entry.identity, object())  # one object per real tensor
-        node.tensors.append(builder.tensor(token, node.path, leaf, entry.shape, entry.dtype, role_of(entry)))
+        node.tensors.append(
+            builder.tensor(
+                token, node.path, leaf, entry.shape, entry.dtype, role_of(entry), nbytes=entry.nbytes
+            )
+        )
     return root
 
 
