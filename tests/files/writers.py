@@ -67,10 +67,31 @@ def write_all(folder: Path) -> list[Path]:
     written.append(write_shards(folder / "sharded", model.state_dict()))
     from tests.files.onnx_gguf import write_gguf, write_onnx
 
-    for name, write in (("model.onnx", write_onnx), ("model.gguf", write_gguf)):
+    for name, write in (
+        ("model.onnx", write_onnx),
+        ("model.gguf", write_gguf),
+        ("model.keras", write_keras),
+        ("legacy.h5", write_keras),
+    ):
         write(folder / name)
         written.append(folder / name)
     return written
+
+
+def write_keras(path: Path) -> None:
+    """A small Keras model saved by Keras itself (.keras or legacy .h5 by the suffix), in a child
+    process so that the calling test process need not import Keras."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import keras; inputs = keras.Input((6,)); x = keras.layers.Dense(5, name='hidden')(inputs); "
+        "x = keras.layers.BatchNormalization(name='bn')(x); "
+        "keras.Model(inputs, keras.layers.Dense(2, name='head')(x)).save(" + repr(str(path)) + ")"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 
 def write_shards(folder: Path, state: dict, shards: int = 3) -> Path:
