@@ -213,3 +213,25 @@ def test_explain_bad_input_exit_2() -> None:
         check=False,
     )
     assert result.returncode == 2 and result.stderr.startswith("paramscope: error: ")
+
+
+def test_freeze_keeps_command_line_order() -> None:
+    later_unfreeze = run("freeze", TINY, "--freeze", "all", "--unfreeze", "3", "--format", "json")
+    later_freeze = run("freeze", TINY, "--unfreeze", "3", "--freeze", "all", "--format", "json")
+    assert later_unfreeze.exit_code == 0, later_unfreeze.output
+    first, second = json.loads(later_unfreeze.output), json.loads(later_freeze.output)
+    assert set(first) >= {"before", "after", "changed", "findings", "snippet"}
+    assert [r["action"] for r in first["rules"]] == ["freeze", "unfreeze"]
+    assert first["after"]["trainable"]["params"] == 10  # the last Linear, unfrozen after all was frozen
+    assert second["after"]["trainable"]["params"] == 0
+
+
+def test_freeze_selector_matching_nothing_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "freeze", TINY, "--freeze", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "selector 'nope' matches no layer" in result.stderr

@@ -6,10 +6,20 @@ counted once even when tied, with the framework's own totals reconciled. Importi
 package imports no deep-learning framework.
 """
 
-from paramscope.api import explain, inspect
+from paramscope.api import explain, freeze, inspect
 from paramscope.core import Node, Report, Role, Tensor
 from paramscope.errors import InputError, ParamscopeError
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "Node", "ParamscopeError", "Report", "Role", "Tensor", "explain", "inspect"]
+__all__ = [
+    "InputError",
+    "Node",
+    "ParamscopeError",
+    "Report",
+    "Role",
+    "Tensor",
+    "explain",
+    "freeze",
+    "inspect",
+]

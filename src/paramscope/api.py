@@ -49,3 +49,28 @@ def explain(model: object, layer: str | None = None, **factory_args: object):
     from paramscope.ops.explain import explain_report
 
     return explain_report(inspect(model, **factory_args), layer)
+
+
+def freeze(
+    model: object,
+    freeze: list[str] | tuple[str, ...] = (),
+    unfreeze: list[str] | tuple[str, ...] = (),
+    *,
+    rules: list[tuple[str, str]] | None = None,
+    apply: bool = False,
+    **factory_args: object,
+):
+    """Plan a freeze: before/after totals per role, the layers it changes, the code.
+
+    Selectors name layers by path (see ``paramscope.core.select``); ``rules`` gives an explicit
+    order (``[("freeze", "base"), ("unfreeze", "base/block_16_*")]``), later rules winning.
+    The model is untouched unless ``apply=True``, which sets the flags and re-inspects it.
+    """
+    from paramscope.ops.freeze import apply_plan, parse_rules, plan_freeze
+
+    plan = plan_freeze(inspect(model, **factory_args), parse_rules(freeze, unfreeze, rules))
+    if apply:
+        after = apply_plan(plan)
+        plan.after, plan.applied = after.totals, True
+        plan.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
+    return plan

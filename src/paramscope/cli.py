@@ -186,6 +186,60 @@ def scan(folder: str, fmt: str, output: str | None) -> None:
         sys.exit(1)
 
 
+class OrderedRulesCommand(click.Command):
+    """Keeps the command-line order of --freeze and --unfreeze: later rules win."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["rule_order"] = [
+            arg.split("=", 1)[0].lstrip("-")
+            for arg in args
+            if arg.split("=", 1)[0] in ("--freeze", "--unfreeze")
+        ]
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=OrderedRulesCommand)
+@click.argument("model")
+@click.option(
+    "--arg",
+    "factory_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Argument for the model factory (repeatable).",
+)
+@click.option("--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Layers to freeze (repeatable).")
+@click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Layers to unfreeze (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def freeze(
+    model: str,
+    factory_args: tuple[str, ...],
+    freeze_: tuple[str, ...],
+    unfreeze: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Plan a freeze: before/after per role, the layers it changes, and the code.
+
+    SELECTOR: a path glob (base, base/block_16_*), re:REGEX, type:CLASS, until:PATH, from:PATH,
+    last:N or all. Rules apply in the order given; later rules win. The model is not changed.
+    """
+    from paramscope.api import freeze as plan_model
+    from paramscope.render.freeze import FREEZE_RENDERERS, freeze_renderable
+    from paramscope.sources.reference import parse_factory_args
+
+    values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
+    rules = [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
+    plan = plan_model(model, rules=rules, **parse_factory_args(factory_args))
+    if fmt == "text" and output is None:
+        from rich.console import Console
+
+        Console(highlight=False).print(freeze_renderable(plan))
+    else:
+        emit(FREEZE_RENDERERS[fmt](plan), output)
+
+
 @cli.command()
 @handles_errors
 def demo() -> None:

@@ -144,3 +144,30 @@ def test_tf_keras_h5_matches_loaded_model(unfreeze: bool, tmp_path) -> None:
     # tf.keras does not restore a nested model's flag: a re-enabled sublayer trains after loading
     assert len(loaded.trainable_weights) == (3 if unfreeze else 2)
     assert any("saved frozen, loads trainable" in w for w in from_file.warnings)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [("freeze", "base")],
+        [("freeze", "base"), ("unfreeze", "base/b")],
+        [("freeze", "all"), ("unfreeze", "head")],
+    ],
+    ids=["base", "reenabled-under-frozen-parent", "all-then-head"],
+)
+def test_freeze_simulation_equals_applying(rules) -> None:
+    def build():
+        base = tf_keras.Sequential(
+            [tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"), tf_keras.layers.Dense(2, name="b")],
+            name="base",
+        )
+        inputs = tf_keras.Input((4,))
+        return tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
+
+    model = build()
+    simulated = paramscope.freeze(model, rules=rules).roles_after
+    applied = paramscope.freeze(model, rules=rules, apply=True).roles_after
+    assert applied == simulated
+    assert_matches_keras(paramscope.inspect(model), model)
+    if rules[-1] == ("unfreeze", "base/b"):
+        assert simulated["base/b/kernel"] is Role.FROZEN  # per-parent semantics

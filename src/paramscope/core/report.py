@@ -130,6 +130,7 @@ class Node:
     config_loader: Callable[[], tuple[dict | None, dict | None]] | None = field(
         default=None, repr=False, compare=False
     )
+    origin: object = field(default=None, repr=False, compare=False)  # the live layer/module, if any
 
     def layer_config(self) -> tuple[dict | None, dict | None]:
         """(config, build shapes) of this layer, loaded on first use; (None, None) if unknown."""

@@ -89,6 +89,7 @@ def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> tuple[
             type=type(layer).__name__,
             trainable=layer.trainable,
             config_loader=layer_config_loader(layer, accessors),
+            origin=layer,
         )
         paths.setdefault(id(layer), path)
         tensor_names = UniqueNames()

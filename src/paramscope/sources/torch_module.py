@@ -45,6 +45,7 @@ def inspect_torch(module) -> Report:
             type=type(mod).__name__,
             mode="train" if mod.training else "eval",
             config_loader=lambda mod=mod: (module_config(mod), {}),
+            origin=mod,
         )
         for pname, param in mod._parameters.items():
             if param is None:

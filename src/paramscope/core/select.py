@@ -1,0 +1,72 @@
+"""Selectors over node paths: which layers a freeze rule means.
+
+Forms: a glob over paths (``base``, ``base/block_16_*``); ``re:REGEX`` (searched in the path);
+``type:CLASS`` (a glob over layer types: ``type:BatchNormalization``); ``until:PATH`` and
+``from:PATH`` (the layers that own weights, in model order, up to or from PATH, inclusive);
+``last:N`` (the last N layers that own weights); ``all`` (the whole model). A selector that
+matches nothing is an error naming it and the nearest paths.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+
+from paramscope.core.report import Node, Report
+from paramscope.errors import InputError
+
+
+def _weighted(report: Report) -> list[Node]:
+    """Layers that own tensors, in model order (depth first)."""
+    return [node for node in report.nodes() if node.tensors and node is not report.root]
+
+
+def _subtree_weighted(report: Report, path: str) -> list[int]:
+    weighted = _weighted(report)
+    prefix = path + "/"
+    return [i for i, node in enumerate(weighted) if node.path == path or node.path.startswith(prefix)]
+
+
+def _node(report: Report, path: str, selector: str) -> None:
+    if not any(node.path == path for node in report.nodes()):
+        raise InputError(f"selector {selector!r}: no layer {path!r}{_suggest(report, path)}")
+
+
+def _suggest(report: Report, text: str) -> str:
+    paths = [node.path for node in report.nodes() if node.path]
+    close = difflib.get_close_matches(text, paths, n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def select(report: Report, selector: str) -> list[Node]:
+    """The nodes a selector names, in model order."""
+    text = selector.strip()
+    nodes = [node for node in report.nodes() if node is not report.root]
+    if text == "all":
+        return [report.root]
+    if text.startswith("re:"):
+        try:
+            pattern = re.compile(text[3:])
+        except re.error as exc:
+            raise InputError(f"selector {selector!r}: bad regular expression ({exc})") from None
+        chosen = [n for n in nodes if pattern.search(n.path)]
+    elif text.startswith("type:"):
+        chosen = [n for n in nodes if fnmatch.fnmatchcase(n.type, text[5:])]
+    elif text.startswith(("until:", "from:")):
+        kind, _, path = text.partition(":")
+        _node(report, path, selector)
+        weighted, positions = _weighted(report), _subtree_weighted(report, path)
+        if not positions:
+            raise InputError(f"selector {selector!r}: layer {path!r} owns no weights")
+        chosen = weighted[: positions[-1] + 1] if kind == "until" else weighted[positions[0] :]
+    elif text.startswith("last:"):
+        count = text[5:]
+        if not count.isdigit() or int(count) < 1:
+            raise InputError(f"selector {selector!r}: last:N needs a positive whole number")
+        chosen = _weighted(report)[-int(count) :]
+    else:
+        chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text)]
+    if not chosen:
+        raise InputError(f"selector {selector!r} matches no layer{_suggest(report, text.split(':')[-1])}")
+    return chosen

@@ -1,0 +1,243 @@
+"""freeze: plan a freeze on the report, see what it changes, get the code, apply on request.
+
+Semantics are each framework's own:
+
+* Keras 3: ``layer.trainable = flag`` sets the flag of the layer, all its sublayers and their
+  variables; a variable trains when its flag and the root model's are set (a sublayer
+  re-enabled under a frozen parent trains).
+* tf.keras: the setter propagates the same way, but a variable trains only when every
+  enclosing layer is trainable (a sublayer re-enabled under a frozen parent stays frozen).
+* torch: ``requires_grad_`` on every parameter of the module; buffers are never trained, and
+  ``requires_grad`` does not stop BatchNorm statistics in ``train()`` mode.
+
+Simulation never touches the model. ``apply=True`` sets the flags on the live model and
+re-inspects it, so the "after" is what the framework itself now says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paramscope.core.report import Node, Report, Role, RoleTotals
+from paramscope.core.select import select
+from paramscope.errors import InputError
+
+KERAS_KINDS = ("keras", "keras_file")
+TF_KERAS_KINDS = ("tf_keras", "h5")
+LEARNABLE = (Role.TRAINABLE, Role.FROZEN)
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str  # "freeze" or "unfreeze"
+    selector: str
+
+    @property
+    def flag(self) -> bool:
+        return self.action == "unfreeze"
+
+
+@dataclass
+class FreezePlan:
+    report: Report
+    rules: list[Rule]
+    selected: list[tuple[Rule, list[Node]]]
+    after: dict[str, RoleTotals]
+    roles_after: dict[str, Role]  # tensor path -> role once the plan is applied
+    changed: list[dict] = field(default_factory=list)
+    snippet: str = ""
+    semantics: str = ""
+    applied: bool = False
+
+
+def parse_rules(
+    freeze: list[str] | tuple[str, ...] = (),
+    unfreeze: list[str] | tuple[str, ...] = (),
+    rules: list[tuple[str, str]] | None = None,
+) -> list[Rule]:
+    """Ordered rules: ``rules`` as given, else every freeze then every unfreeze."""
+    pairs = (
+        rules if rules is not None else [("freeze", s) for s in freeze] + [("unfreeze", s) for s in unfreeze]
+    )
+    parsed = []
+    for action, selector in pairs:
+        if action not in ("freeze", "unfreeze"):
+            raise InputError(f"rule {action!r}: expected freeze or unfreeze")
+        parsed.append(Rule(action, selector))
+    if not parsed:
+        raise InputError("nothing to do: give at least one --freeze or --unfreeze selector")
+    return parsed
+
+
+def _owner_node(tensor_path: str) -> str:
+    return tensor_path.rsplit("/", 1)[0] if "/" in tensor_path else ""
+
+
+def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> dict[str, Role]:
+    """Every tensor's role once the rules are applied, in order, with the framework's semantics."""
+    kind = report.source.kind
+    owner: dict[str, str] = {}  # tensor path -> the path of the object it is (aliases share it)
+    roles: dict[str, Role] = {}
+    for tensor in report.tensors():
+        owner[tensor.path] = tensor.shared_with or tensor.path
+        roles.setdefault(owner[tensor.path], tensor.role)
+    if kind == "torch":
+        for rule, nodes in selected:
+            for node in nodes:
+                for tensor in node.all_tensors():
+                    if roles[owner[tensor.path]] in LEARNABLE:
+                        roles[owner[tensor.path]] = Role.TRAINABLE if rule.flag else Role.FROZEN
+        return {path: roles[key] for path, key in owner.items()}
+    if kind not in KERAS_KINDS + TF_KERAS_KINDS:
+        raise InputError(
+            f"{report.source.path or kind}: this format stores no trainability, so there is nothing to freeze"
+        )
+    node_flag = {node.path: node.trainable is not False for node in report.nodes()}
+    # A variable's own flag: known from its role while the root trains; under a frozen root every
+    # role reads frozen, and the owning layer's flag (which its setter keeps in step) tells.
+    variable_flag = {
+        key: role is Role.TRAINABLE if node_flag[""] else node_flag.get(_owner_node(key), True)
+        for key, role in roles.items()
+    }
+    for rule, nodes in selected:
+        for node in nodes:
+            for inner in node.walk():  # the setter reaches every sublayer and its variables
+                node_flag[inner.path] = rule.flag
+                for tensor in inner.tensors:
+                    variable_flag[owner[tensor.path]] = rule.flag
+    after = {}
+    for path, key in owner.items():
+        if roles[key] not in LEARNABLE:
+            after[path] = roles[key]
+        elif kind in KERAS_KINDS:  # per variable, under the root's flag
+            after[path] = Role.TRAINABLE if node_flag[""] and variable_flag[key] else Role.FROZEN
+        else:  # per parent: the owning layer and every ancestor must be trainable
+            parts = _owner_node(key).split("/") if _owner_node(key) else []
+            trains = node_flag[""] and all(
+                node_flag.get("/".join(parts[: i + 1]), True) for i in range(len(parts))
+            )
+            after[path] = Role.TRAINABLE if trains else Role.FROZEN
+    return after
+
+
+def _totals(report: Report, roles: dict[str, Role]) -> dict[str, RoleTotals]:
+    totals = {role.value: RoleTotals() for role in Role}
+    totals["all"] = RoleTotals()
+    for tensor in report.tensors():
+        if tensor.counted:
+            role = roles[tensor.path]
+            totals[role.value].add(tensor)
+            totals["all"].add(tensor)
+    return totals
+
+
+def _status(node: Node, roles: dict[str, Role]) -> str:
+    learnable = {roles[t.path] for t in node.all_tensors()} & set(LEARNABLE)
+    return {frozenset({Role.TRAINABLE}): "Y", frozenset({Role.FROZEN}): "N"}.get(
+        frozenset(learnable), "partial" if learnable else "—"
+    )
+
+
+def _changed(report: Report, roles: dict[str, Role]) -> list[dict]:
+    changed = []
+    for node in report.nodes():
+        if not node.tensors:
+            continue
+        before, after = node.training_status(), _status(node, roles)
+        if before != after:
+            changed.append({"path": node.path, "type": node.type, "before": before, "after": after})
+    return changed
+
+
+def _keras_access(node: Node) -> str:
+    if not node.path:
+        return "model"
+    return "model" + "".join(f".get_layer({part!r})" for part in node.path.split("/"))
+
+
+def _snippet(report: Report, selected: list[tuple[Rule, list[Node]]]) -> str:
+    kind = report.source.kind
+    lines = []
+    if kind == "torch":
+        for rule, nodes in selected:
+            lines.append(f"# {rule.action} {rule.selector}")
+            for node in nodes:
+                target = "model" if not node.path else f"model.get_submodule({node.path.replace('/', '.')!r})"
+                lines.append(f"{target}.requires_grad_({rule.flag})")
+        frozen_bn = [
+            n
+            for rule, nodes in selected
+            if not rule.flag
+            for node in nodes
+            for n in node.walk()
+            if n.type.startswith("BatchNorm")
+        ]
+        lines.append("# build the optimizer from trainable parameters only:")
+        lines.append("optimizer = torch.optim.AdamW(p for p in model.parameters() if p.requires_grad)")
+        if frozen_bn:
+            lines.append(
+                "# requires_grad does not stop BatchNorm statistics: after every model.train(), call"
+            )
+            lines.append("for module in model.modules():")
+            lines.append("    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(")
+            lines.append("            p.requires_grad for p in module.parameters()):")
+            lines.append("        module.eval()")
+        return "\n".join(lines) + "\n"
+    for rule, nodes in selected:
+        lines.append(f"# {rule.action} {rule.selector}")
+        if len(nodes) > 12:
+            names = [n.path for n in nodes]
+            lines.append(f"for path in {names!r}:")
+            lines.append("    layer = model")
+            lines.append("    for part in path.split('/'):")
+            lines.append("        layer = layer.get_layer(part)")
+            lines.append(f"    layer.trainable = {rule.flag}")
+        else:
+            lines += [f"{_keras_access(node)}.trainable = {rule.flag}" for node in nodes]
+    lines.append("model.compile(...)  # again: fit() uses the trainable set captured at compile()")
+    return "\n".join(lines) + "\n"
+
+
+SEMANTICS = {
+    "keras": "Keras 3: decided per variable — a sublayer re-enabled under a frozen parent trains; frozen "
+    "BatchNormalization runs in inference mode.",
+    "keras_file": "Keras 3: decided per variable — a sublayer re-enabled under a frozen parent trains.",
+    "tf_keras": "tf.keras: decided per parent — a sublayer re-enabled under a frozen parent stays frozen.",
+    "h5": "tf.keras or Keras 3 file: flags as saved; re-enabled sublayers follow the writer's rules.",
+    "torch": "PyTorch: requires_grad per parameter; buffers are never trained, and BatchNorm statistics still "
+    "update in train() mode unless those modules are put in eval().",
+}
+
+
+def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
+    selected = [(rule, select(report, rule.selector)) for rule in rules]
+    roles = _simulate(report, selected)
+    return FreezePlan(
+        report,
+        rules,
+        selected,
+        _totals(report, roles),
+        roles,
+        _changed(report, roles),
+        _snippet(report, selected),
+        SEMANTICS.get(report.source.kind, ""),
+    )
+
+
+def apply_plan(plan: FreezePlan) -> Report:
+    """Set the flags on the live model, in rule order; the model's report afterwards."""
+    from paramscope.sources.live import inspect_live, live_kind
+
+    kind = plan.report.source.kind
+    if kind not in ("keras", "tf_keras", "torch"):
+        raise InputError("only a live model can be changed; files are never modified")
+    for rule, nodes in plan.selected:
+        for node in nodes:
+            if node.origin is None:
+                raise InputError(f"layer {node.path!r} has no live object to change")
+            if kind == "torch":
+                node.origin.requires_grad_(rule.flag)
+            else:
+                node.origin.trainable = rule.flag
+    root = plan.report.root.origin
+    return inspect_live(root, live_kind(root))

@@ -1,0 +1,123 @@
+"""Rendering a freeze plan: before and after per role, what changed, and the code."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console, Group, RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+
+from paramscope.core.units import plural
+from paramscope.ops.freeze import FreezePlan
+from paramscope.render.json import SCHEMA_VERSION
+from paramscope.render.text import ROLE_STYLE, source_line
+
+MAX_CHANGED = 20
+
+
+def _cell(totals) -> str:
+    return f"{plural(totals.tensors, 'tensor')} · {plural(totals.params, 'param')}"
+
+
+def freeze_renderable(plan: FreezePlan) -> Group:
+    before, after = plan.report.totals, plan.after
+    rows = [
+        (role, _cell(before[role]), _cell(after[role]))
+        for role in ("trainable", "frozen", "state", "unknown")
+        if role != "unknown" or before[role].tensors
+    ]
+    width = max(len(b) for _, b, _ in rows)
+    parts: list[RenderableType] = [source_line(plan.report), Text(plan.semantics, style="dim"), Text("")]
+    for rule, nodes in plan.selected:
+        parts.append(Text(f"{rule.action} {rule.selector}: {plural(len(nodes), 'layer')}"))
+    parts += [
+        Text(""),
+        Text(f"{'':10}  {'before'.ljust(width)}  {'applied' if plan.applied else 'after'}", style="bold"),
+    ]
+    for role, b, a in rows:
+        parts.append(
+            Text.assemble(
+                (role.capitalize().ljust(10), f"bold {ROLE_STYLE[role]}"),
+                "  ",
+                b.ljust(width),
+                "  ",
+                (a, "bold" if a != b else ""),
+            )
+        )
+    if plan.changed:
+        parts += [Text(""), Text(f"Changed: {plural(len(plan.changed), 'layer')}", style="bold")]
+        for change in plan.changed[:MAX_CHANGED]:
+            parts.append(
+                Text(f"  {change['path']} ({change['type']}): {change['before']} → {change['after']}")
+            )
+        if len(plan.changed) > MAX_CHANGED:
+            parts.append(Text(f"  … and {len(plan.changed) - MAX_CHANGED} more", style="dim"))
+    else:
+        parts += [Text(""), Text("Nothing changes: the rules match the current flags.", style="yellow")]
+    parts += [
+        Text(""),
+        Text("Code:", style="bold"),
+        Syntax(plan.snippet.rstrip(), "python", theme="ansi_dark"),
+    ]
+    return Group(*parts)
+
+
+def render_freeze_text(plan: FreezePlan, width: int = 100) -> str:
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
+    )
+    console.print(freeze_renderable(plan))
+    return console.file.getvalue()
+
+
+def freeze_dict(plan: FreezePlan) -> dict:
+    source = plan.report.source
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source": {
+            "kind": source.kind,
+            "framework_version": source.framework_version,
+            "backend": source.backend,
+            "path": source.path,
+        },
+        "rules": [
+            {"action": r.action, "selector": r.selector, "layers": [n.path for n in nodes]}
+            for r, nodes in plan.selected
+        ],
+        "semantics": plan.semantics,
+        "before": {role: t.as_dict() for role, t in plan.report.totals.items()},
+        "after": {role: t.as_dict() for role, t in plan.after.items()},
+        "changed": plan.changed,
+        "findings": [],
+        "snippet": plan.snippet,
+        "applied": plan.applied,
+    }
+
+
+def render_freeze_markdown(plan: FreezePlan) -> str:
+    before, after = plan.report.totals, plan.after
+    lines = [
+        f"## Freeze plan: {plan.report.root.name}",
+        "",
+        plan.semantics,
+        "",
+        *[f"- {r.action} `{r.selector}`: {plural(len(n), 'layer')}" for r, n in plan.selected],
+        "",
+        "| role | before | after |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {role} | {_cell(before[role])} | {_cell(after[role])} |"
+        for role in ("trainable", "frozen", "state")
+    ]
+    lines += ["", "```python", plan.snippet.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+FREEZE_RENDERERS = {
+    "text": render_freeze_text,
+    "json": lambda plan: json.dumps(freeze_dict(plan), indent=2) + "\n",
+    "md": render_freeze_markdown,
+}

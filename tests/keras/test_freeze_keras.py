@@ -1,0 +1,105 @@
+"""freeze on live Keras 3 models: the seed's numbers, selectors, order, and simulation == reality."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import paramscope
+from paramscope.demo import build_transfer_model
+from paramscope.errors import InputError
+from tests.truth import assert_matches_keras
+
+BASE = "mobilenetv2_1.00_224"
+
+
+@pytest.fixture(scope="module")
+def seed():
+    model, _ = build_transfer_model()
+    return model
+
+
+def roles(report):
+    return {t.path: t.role for t in report.tensors()}
+
+
+def test_seed_freeze_numbers(seed) -> None:
+    plan = paramscope.freeze(seed, freeze=[BASE])
+    before, after = plan.report.totals, plan.after
+    assert (before["trainable"].tensors, before["trainable"].params) == (158, 2_253_335)
+    assert (after["trainable"].tensors, after["trainable"].params) == (2, 29_463)
+    assert (after["frozen"].tensors, after["frozen"].params) == (156, 2_223_872)
+    assert after["state"].params == 34_112
+    assert "model.get_layer('mobilenetv2_1.00_224').trainable = False" in plan.snippet
+    assert "model.compile(" in plan.snippet
+    assert all(layer.trainable for layer in seed._flatten_layers())  # simulation changed nothing
+
+
+def test_unfreezing_a_block_adds_exactly_its_counts(seed) -> None:
+    frozen = paramscope.freeze(seed, freeze=[BASE]).after
+    plan = paramscope.freeze(seed, rules=[("freeze", BASE), ("unfreeze", f"{BASE}/block_16_*")])
+    block = [
+        t
+        for t in plan.report.tensors()
+        if t.path.startswith(f"{BASE}/block_16_") and t.role.value == "trainable"
+    ]
+    assert plan.after["trainable"].params == frozen["trainable"].params + sum(t.params for t in block)
+    assert plan.after["trainable"].tensors == frozen["trainable"].tensors + len(block)
+
+
+def test_later_rules_win(seed) -> None:
+    unfrozen_last = paramscope.freeze(seed, rules=[("freeze", BASE), ("unfreeze", f"{BASE}/block_16_*")])
+    frozen_last = paramscope.freeze(seed, rules=[("unfreeze", f"{BASE}/block_16_*"), ("freeze", BASE)])
+    assert unfrozen_last.after["trainable"].tensors > 2
+    assert frozen_last.after["trainable"].tensors == 2
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("type:BatchNormalization", 52),
+        ("re:block_1[56]_project$", 2),
+        (f"until:{BASE}/Conv1", 1),
+        (f"from:{BASE}/Conv_1", 3),  # Conv_1, Conv_1_bn, then the head
+        ("last:2", 2),
+        ("all", 1),
+    ],
+)
+def test_selector_forms(seed, selector: str, expected: int) -> None:
+    plan = paramscope.freeze(seed, freeze=[selector])
+    assert len(plan.selected[0][1]) == expected
+
+
+def test_selector_matching_nothing_names_it_and_suggests(seed) -> None:
+    with pytest.raises(InputError, match=r"selector 'mobilenetv2_1.00_22' matches no layer \(did you mean"):
+        paramscope.freeze(seed, freeze=["mobilenetv2_1.00_22"])
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [("freeze", BASE)],
+        [("freeze", BASE), ("unfreeze", f"{BASE}/block_16_*")],
+        [("freeze", "type:BatchNormalization")],
+        [("freeze", "all"), ("unfreeze", "dense")],
+    ],
+    ids=["base", "base-then-top", "batchnorm", "all-then-head"],
+)
+def test_simulation_equals_applying(rules) -> None:
+    model, _ = build_transfer_model()
+    plan = paramscope.freeze(model, rules=rules)
+    simulated = {path: role for path, role in plan.roles_after.items()}
+    applied = paramscope.freeze(model, rules=rules, apply=True)
+    assert applied.applied
+    assert applied.roles_after == simulated
+    assert_matches_keras(paramscope.inspect(model), model)  # and Keras agrees
+
+
+def test_simulation_leaves_model_bit_identical(seed) -> None:
+    values = [np.array(keras.ops.convert_to_numpy(v)) for v in seed.weights]
+    flags = [layer.trainable for layer in seed._flatten_layers()]
+    paramscope.freeze(seed, rules=[("freeze", BASE), ("unfreeze", "last:3")])
+    assert [layer.trainable for layer in seed._flatten_layers()] == flags
+    after = [np.array(keras.ops.convert_to_numpy(v)) for v in seed.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(values, after, strict=True))
