@@ -22,6 +22,18 @@ def load(model: object, **factory_args: object) -> Target:
     return as_target(model, type(model).__name__)
 
 
+def _load_report(model: object, factory_args: dict) -> tuple[Report, Target | None]:
+    """The report, and the live target (with the factory's optimizer) when there is one."""
+    if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
+        if factory_args:
+            raise InputError(f"{os.fspath(model)}: --arg applies to factories, not to files")
+        from paramscope.sources.detect import read_file
+
+        return read_file(os.fspath(model)), None
+    target = load(model, **factory_args)
+    return inspect_live(target.model, target.kind), target
+
+
 def inspect(model: object, **factory_args: object) -> Report:
     """Everything paramscope knows about ``model``: tensors, roles, totals, conventions.
 
@@ -30,14 +42,7 @@ def inspect(model: object, **factory_args: object) -> Report:
     to the factory), or the path of a checkpoint file (read without importing a framework,
     never executing anything it contains). The model is not changed in any way.
     """
-    if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
-        if factory_args:
-            raise InputError(f"{os.fspath(model)}: --arg applies to factories, not to files")
-        from paramscope.sources.detect import read_file
-
-        return read_file(os.fspath(model))
-    target = load(model, **factory_args)
-    return inspect_live(target.model, target.kind)
+    return _load_report(model, factory_args)[0]
 
 
 def explain(model: object, layer: str | None = None, **factory_args: object):
@@ -66,11 +71,23 @@ def freeze(
     order (``[("freeze", "base"), ("unfreeze", "base/block_16_*")]``), later rules winning.
     The model is untouched unless ``apply=True``, which sets the flags and re-inspects it.
     """
-    from paramscope.ops.freeze import apply_plan, parse_rules, plan_freeze
+    from paramscope.ops.freeze import apply_plan, parse_rules, plan_context, plan_freeze
+    from paramscope.pitfalls import run_rules
 
-    plan = plan_freeze(inspect(model, **factory_args), parse_rules(freeze, unfreeze, rules))
+    report, target = _load_report(model, factory_args)
+    plan = plan_freeze(report, parse_rules(freeze, unfreeze, rules))
+    plan.findings = run_rules(plan_context(plan, target.optimizer if target else None))
     if apply:
         after = apply_plan(plan)
         plan.after, plan.applied = after.totals, True
         plan.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
     return plan
+
+
+def lint(model: object, **factory_args: object):
+    """The freezing pitfalls this model (and its factory's optimizer) falls into, as findings."""
+    from paramscope.pitfalls import LintContext, run_rules
+
+    report, target = _load_report(model, factory_args)
+    roles = {tensor.path: tensor.role for tensor in report.tensors()}
+    return report, run_rules(LintContext(report, roles, optimizer=target.optimizer if target else None))

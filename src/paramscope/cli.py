@@ -241,6 +241,57 @@ def freeze(
 
 
 @cli.command()
+@click.argument("model")
+@click.option(
+    "--arg",
+    "factory_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Argument for the model factory (repeatable).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None) -> None:
+    """The freezing pitfalls MODEL falls into. Exits 1 on an error-severity finding (for CI)."""
+    import json
+
+    from paramscope.api import lint as lint_model
+    from paramscope.render.freeze import findings_renderables
+    from paramscope.render.json import SCHEMA_VERSION
+    from paramscope.render.text import source_line
+    from paramscope.sources.reference import parse_factory_args
+
+    report, findings = lint_model(model, **parse_factory_args(factory_args))
+    if fmt == "json":
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "source": {"kind": report.source.kind, "path": report.source.path},
+            "findings": [f.as_dict() for f in findings],
+        }
+        emit(json.dumps(data, indent=2) + "\n", output)
+    else:
+        from rich.console import Console, Group
+        from rich.text import Text
+
+        parts = (
+            [source_line(report), *findings_renderables(findings)]
+            if findings
+            else [source_line(report), Text("No pitfall found.", style="green")]
+        )
+        if output:
+            import io
+
+            console = Console(file=io.StringIO(), width=100, color_system=None)
+            console.print(Group(*parts))
+            emit(console.file.getvalue(), output)
+        else:
+            Console(highlight=False).print(Group(*parts))
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+@cli.command()
 @handles_errors
 def demo() -> None:
     """The transfer-learning story: MobileNetV2 base + head, before and after freezing."""

@@ -171,3 +171,16 @@ def test_freeze_simulation_equals_applying(rules) -> None:
     assert_matches_keras(paramscope.inspect(model), model)
     if rules[-1] == ("unfreeze", "base/b"):
         assert simulated["base/b/kernel"] is Role.FROZEN  # per-parent semantics
+
+
+def test_frozen_parent_override_tf_keras_stays_frozen() -> None:
+    base = tf_keras.Sequential(
+        [tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"), tf_keras.layers.Dense(2, name="b")],
+        name="base",
+    )
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
+    base.trainable = False
+    base.get_layer("b").trainable = True
+    (finding,) = [f for f in paramscope.lint(model)[1] if f.rule == "frozen-parent-override"]
+    assert finding.severity == "warning" and "tf.keras keeps them frozen" in finding.message

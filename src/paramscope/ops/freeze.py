@@ -48,6 +48,7 @@ class FreezePlan:
     snippet: str = ""
     semantics: str = ""
     applied: bool = False
+    findings: list = field(default_factory=list)
 
 
 def parse_rules(
@@ -241,3 +242,14 @@ def apply_plan(plan: FreezePlan) -> Report:
                 node.origin.trainable = rule.flag
     root = plan.report.root.origin
     return inspect_live(root, live_kind(root))
+
+
+def plan_context(plan: FreezePlan, optimizer: object | None):
+    """The lint context of a plan: the roles it leaves, and the nodes it freezes."""
+    from paramscope.pitfalls import LintContext
+
+    frozen: set[str] = set()
+    for rule, nodes in plan.selected:
+        paths = {inner.path for node in nodes for inner in node.walk()}
+        frozen = frozen - paths if rule.flag else frozen | paths
+    return LintContext(plan.report, plan.roles_after, optimizer=optimizer, plan=plan, frozen_nodes=frozen)

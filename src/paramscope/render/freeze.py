@@ -56,12 +56,32 @@ def freeze_renderable(plan: FreezePlan) -> Group:
             parts.append(Text(f"  … and {len(plan.changed) - MAX_CHANGED} more", style="dim"))
     else:
         parts += [Text(""), Text("Nothing changes: the rules match the current flags.", style="yellow")]
+    parts += findings_renderables(plan.findings)
     parts += [
         Text(""),
         Text("Code:", style="bold"),
         Syntax(plan.snippet.rstrip(), "python", theme="ansi_dark"),
     ]
     return Group(*parts)
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def findings_renderables(findings) -> list[RenderableType]:
+    if not findings:
+        return []
+    parts: list[RenderableType] = [Text(""), Text("Findings:", style="bold")]
+    for finding in findings:
+        parts.append(
+            Text.assemble(
+                (f"{finding.severity} ", SEVERITY_STYLE[finding.severity]),
+                (f"[{finding.rule}] ", "bold"),
+                finding.message,
+            )
+        )
+        parts.append(Text(f"  fix: {finding.fix}  ({finding.reference})", style="dim"))
+    return parts
 
 
 def render_freeze_text(plan: FreezePlan, width: int = 100) -> str:
@@ -90,7 +110,7 @@ def freeze_dict(plan: FreezePlan) -> dict:
         "before": {role: t.as_dict() for role, t in plan.report.totals.items()},
         "after": {role: t.as_dict() for role, t in plan.after.items()},
         "changed": plan.changed,
-        "findings": [],
+        "findings": [finding.as_dict() for finding in plan.findings],
         "snippet": plan.snippet,
         "applied": plan.applied,
     }

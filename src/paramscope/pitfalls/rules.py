@@ -1,0 +1,252 @@
+"""The rules, one small function each; ``RULES`` lists them in the order they are run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from paramscope.core.report import Role
+from paramscope.pitfalls.context import Finding, LintContext, names
+
+KERAS = ("keras", "tf_keras", "keras_file", "h5")
+
+
+def _compiled(model) -> bool:
+    """Keras 3 says `compiled`; tf.keras says `_is_compiled`."""
+    return bool(getattr(model, "compiled", False) or getattr(model, "_is_compiled", False))
+
+
+def stale_compile(ctx: LintContext) -> Iterator[Finding]:
+    changed = ctx.report.changed_since_compile
+    if changed:
+        yield Finding(
+            "stale-compile",
+            "error",
+            f"the trainable flag of {names(changed)} changed after compile(): fit() will not train what the "
+            "flags now say (tf.keras restores the compiled flags; Keras 3 warns its optimizer may track the wrong "
+            "variables)",
+            "call model.compile(...) again after changing trainable",
+            "keras-team/keras#6405, keras-team/keras#9157; Keras 3 Trainer.compile docstring",
+        )
+    if (
+        ctx.plan is not None
+        and ctx.kind in ("keras", "tf_keras")
+        and getattr(
+            ctx.report.root.origin, "compiled", getattr(ctx.report.root.origin, "_is_compiled", False)
+        )
+    ):
+        yield Finding(
+            "stale-compile",
+            "warning",
+            "the model is already compiled: after this freeze, compile() again or fit() keeps the old trainable set",
+            "call model.compile(...) after applying the plan",
+            "keras-team/keras#6405",
+        )
+
+
+def frozen_bn_train_mode(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "torch":
+        return
+    drifting = [
+        n.path
+        for n in ctx.report.nodes()
+        if n.type.startswith(("BatchNorm", "SyncBatchNorm"))
+        and n.mode == "train"
+        and ctx.all_frozen(n)
+        and any(t.name.startswith("running_") for t in n.tensors)
+    ]
+    if drifting:
+        yield Finding(
+            "frozen-bn-train-mode",
+            "warning",
+            f"{len(drifting)} frozen BatchNorm module(s) in train() mode ({names(drifting)}): requires_grad=False "
+            "does not stop running_mean/running_var from drifting",
+            "after every model.train(), put those modules in eval(), or use FrozenBatchNorm2d",
+            "discuss.pytorch.org/t/137904, pytorch/pytorch#66073",
+            tuple(f"{p}/running_mean" for p in drifting),
+        )
+
+
+def _called_without_training_false(node) -> bool:
+    layer = node.origin
+    calls = getattr(layer, "_inbound_nodes", None) or []
+    return bool(calls) and not any(
+        getattr(getattr(call, "arguments", None), "kwargs", {}).get("training") is False for call in calls
+    )
+
+
+def bn_inference_when_frozen(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "keras":
+        return
+    for node in ctx.report.root.children:
+        if not node.children or node.origin is None:
+            continue
+        frozen_bn = [n.path for n in node.walk() if n.type == "BatchNormalization" and ctx.all_frozen(n)]
+        if frozen_bn and _called_without_training_false(node):
+            yield Finding(
+                "bn-inference-when-frozen",
+                "warning",
+                f"{node.path} holds {len(frozen_bn)} frozen BatchNormalization layer(s) but is not called with "
+                "training=False: it runs them in inference mode while frozen, and unfreezing it later for "
+                "fine-tuning will update their statistics and wreck what it learned",
+                f"build the model with x = {node.name}(inputs, training=False)",
+                "keras-io transfer-learning guide; keras-team/keras#18092",
+            )
+
+
+def _optimizer_params(optimizer) -> dict[int, dict]:
+    groups = getattr(optimizer, "param_groups", None) or []
+    return {id(p): group for group in groups for p in group.get("params", [])}
+
+
+def _tensor_objects(ctx: LintContext):
+    for node in ctx.report.nodes():
+        module = node.origin
+        if module is None:
+            continue
+        for tensor in node.tensors:
+            if tensor.counted and tensor.role in (Role.TRAINABLE, Role.FROZEN):
+                yield tensor, module._parameters.get(tensor.name)
+
+
+def frozen_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "torch" or ctx.optimizer is None:
+        return
+    in_optimizer, state = _optimizer_params(ctx.optimizer), getattr(ctx.optimizer, "state", {})
+    moving = []
+    for tensor, param in _tensor_objects(ctx):
+        group = in_optimizer.get(id(param))
+        if param is None or group is None or ctx.role(tensor) is not Role.FROZEN:
+            continue
+        if param.grad is not None or state.get(param) or group.get("weight_decay", 0) > 0:
+            moving.append(tensor.path)
+    if moving:
+        yield Finding(
+            "frozen-in-optimizer",
+            "error",
+            f"{len(moving)} frozen parameter(s) sit in the optimizer with a gradient, state or weight decay "
+            f"({names(moving)}): the optimizer still moves them",
+            "build the optimizer from [p for p in model.parameters() if p.requires_grad]; set p.grad = None "
+            "when freezing",
+            "facebookresearch/moco#14, pytorch/pytorch#38581",
+            tuple(moving),
+        )
+
+
+def trainable_not_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "torch" or ctx.optimizer is None:
+        return
+    in_optimizer = _optimizer_params(ctx.optimizer)
+    missing = [
+        t.path
+        for t, p in _tensor_objects(ctx)
+        if p is not None and ctx.role(t) is Role.TRAINABLE and id(p) not in in_optimizer
+    ]
+    if missing:
+        yield Finding(
+            "trainable-not-in-optimizer",
+            "error",
+            f"{len(missing)} trainable parameter(s) are in no optimizer param group ({names(missing)}): they will "
+            "never learn",
+            "re-create the optimizer after unfreezing, or optimizer.add_param_group({'params': [...]})",
+            "fastai/fastai#2133",
+            tuple(missing),
+        )
+
+
+def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind not in KERAS:
+        return
+
+    def visit(node, frozen_ancestor: str | None):
+        if node.trainable and frozen_ancestor and node.tensors:
+            yield node.path, frozen_ancestor
+        below = frozen_ancestor or (node.path if node.trainable is False and node.path else None)
+        for child in node.children:
+            yield from visit(child, below)
+
+    overrides = list(visit(ctx.report.root, None))
+    if overrides:
+        per_variable = ctx.kind in ("keras", "keras_file")
+        outcome = (
+            "Keras 3 trains them (decided per variable)"
+            if per_variable
+            else "tf.keras keeps them frozen (decided per parent)"
+        )
+        yield Finding(
+            "frozen-parent-override",
+            "info" if per_variable else "warning",
+            f"{len(overrides)} layer(s) set trainable under a frozen parent ({names(p for p, _ in overrides)}): "
+            f"{outcome}",
+            "set flags from the outside in: freeze the parent, then unfreeze the sublayers you mean to train"
+            + ("" if per_variable else "; in tf.keras unfreeze the parent and freeze its other sublayers"),
+            "keras-team/keras#18092",
+        )
+
+
+def tied_freeze_conflict(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.plan is None:
+        return
+    conflicts = []
+    for node in ctx.report.nodes():
+        for tensor in node.tensors:
+            if tensor.shared_with and (node.path in ctx.frozen_nodes) != (
+                tensor.shared_with.rsplit("/", 1)[0] in ctx.frozen_nodes
+            ):
+                conflicts.append(f"{tensor.path} = {tensor.shared_with}")
+    if conflicts:
+        yield Finding(
+            "tied-freeze-conflict",
+            "warning",
+            f"the plan freezes one side of a tied weight ({names(conflicts)}): both sides share one tensor, so "
+            "both are frozen",
+            "untie the weights first, or freeze both knowingly",
+            "huggingface/transformers#11903",
+        )
+
+
+def nothing_to_train(ctx: LintContext) -> Iterator[Finding]:
+    learnable = [
+        t for t in ctx.report.tensors() if t.counted and ctx.role(t) in (Role.TRAINABLE, Role.FROZEN)
+    ]
+    if learnable and not any(ctx.role(t) is Role.TRAINABLE for t in learnable):
+        yield Finding(
+            "nothing-to-train",
+            "error",
+            "no parameter is trainable: training would run and learn nothing",
+            "unfreeze the head (or the layers you mean to train)",
+            "PITFALLS.md",
+        )
+
+
+def index_freeze_on_weightless(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.plan is None:
+        return
+    for rule, nodes in ctx.plan.selected:
+        empty = [n.path for n in nodes if not any(True for _ in n.all_tensors())]
+        if empty and len(empty) < len(nodes):
+            yield Finding(
+                "index-freeze-on-weightless",
+                "info",
+                f"{rule.action} {rule.selector}: {len(empty)} of the {len(nodes)} layers it selects own no weights "
+                f"({names(empty)}): selecting them changes nothing",
+                "select by name or type:CLASS rather than by position",
+                "PITFALLS.md",
+            )
+
+
+Rule = Callable[[LintContext], Iterator[Finding]]
+RULES: list[Rule] = [
+    stale_compile,
+    nothing_to_train,
+    frozen_in_optimizer,
+    trainable_not_in_optimizer,
+    frozen_bn_train_mode,
+    bn_inference_when_frozen,
+    frozen_parent_override,
+    tied_freeze_conflict,
+    index_freeze_on_weightless,
+]
+
+
+def run_rules(ctx: LintContext) -> list[Finding]:
+    return [finding for rule in RULES for finding in rule(ctx)]

@@ -1,0 +1,111 @@
+"""Each torch lint rule: a set-up that triggers it and a fixed one that does not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import paramscope
+from tests.test_torch import ResNetLike, TiedLanguageModel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rules(findings) -> set[str]:
+    return {f.rule for f in findings}
+
+
+def frozen_backbone() -> ResNetLike:
+    model = ResNetLike()
+    for name in ("stem", "layer1", "layer2"):
+        model.get_submodule(name).requires_grad_(False)
+    return model
+
+
+def test_frozen_bn_train_mode() -> None:
+    model = frozen_backbone().train()
+    findings = paramscope.lint(model)[1]
+    (finding,) = [f for f in findings if f.rule == "frozen-bn-train-mode"]
+    assert "stem/1/running_mean" in finding.tensors
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    assert "frozen-bn-train-mode" not in rules(paramscope.lint(model)[1])
+
+
+def test_frozen_in_optimizer_with_weight_decay() -> None:
+    model = frozen_backbone()
+    bad = torch.optim.AdamW(model.parameters(), weight_decay=0.01)
+    findings = paramscope.lint({"model": model, "optimizer": bad})[1]
+    (finding,) = [f for f in findings if f.rule == "frozen-in-optimizer"]
+    assert finding.severity == "error" and "stem/0/weight" in finding.tensors
+    good = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], weight_decay=0.01)
+    assert "frozen-in-optimizer" not in rules(paramscope.lint({"model": model, "optimizer": good})[1])
+
+
+def test_trainable_not_in_optimizer() -> None:
+    model = ResNetLike()
+    head_only = torch.optim.SGD(model.fc.parameters(), lr=0.1)
+    findings = paramscope.lint({"model": model, "optimizer": head_only})[1]
+    (finding,) = [f for f in findings if f.rule == "trainable-not-in-optimizer"]
+    assert "layer1/0/conv1/weight" in finding.tensors
+    everything = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert "trainable-not-in-optimizer" not in rules(
+        paramscope.lint({"model": model, "optimizer": everything})[1]
+    )
+
+
+def test_nothing_to_train() -> None:
+    model = ResNetLike().requires_grad_(False)
+    assert "nothing-to-train" in rules(paramscope.lint(model)[1])
+    assert "nothing-to-train" not in rules(paramscope.lint(ResNetLike())[1])
+    plan = paramscope.freeze(ResNetLike(), freeze=["all"])
+    assert "nothing-to-train" in rules(plan.findings)
+
+
+def test_tied_freeze_conflict() -> None:
+    plan = paramscope.freeze(TiedLanguageModel(), freeze=["embedding"])
+    (finding,) = [f for f in plan.findings if f.rule == "tied-freeze-conflict"]
+    assert "decoder/weight = embedding/weight" in finding.message
+    both = paramscope.freeze(TiedLanguageModel(), freeze=["embedding", "decoder"])
+    assert "tied-freeze-conflict" not in rules(both.findings)
+
+
+def test_index_freeze_on_weightless() -> None:
+    plan = paramscope.freeze(ResNetLike(), freeze=["stem/*"])  # Conv2d, BatchNorm2d and a ReLU
+    (finding,) = [f for f in plan.findings if f.rule == "index-freeze-on-weightless"]
+    assert "stem/2" in finding.message
+    assert "index-freeze-on-weightless" not in rules(
+        paramscope.freeze(ResNetLike(), freeze=["stem"]).findings
+    )
+
+
+def test_lint_cli_exit_codes() -> None:
+    clean = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "lint", "tests/fixtures/models.py:tiny"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert clean.returncode == 0 and "No pitfall found." in clean.stdout
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paramscope.cli",
+            "lint",
+            "tests/fixtures/models.py:frozen_all",
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1, bad.stderr
+    assert '"rule": "nothing-to-train"' in bad.stdout
