@@ -56,3 +56,16 @@ def test_files_cannot_be_frozen(tmp_path) -> None:
     torch.save(ResNetLike().state_dict(), path)
     with pytest.raises(paramscope.InputError, match="stores no trainability"):
         paramscope.freeze(path, freeze=["stem"])
+
+
+def test_torch_plan_round_trip(tmp_path) -> None:
+    from paramscope.ops.freeze_out import write_plan
+
+    model = ResNetLike()
+    plan = paramscope.freeze(model, rules=[("freeze", "all"), ("unfreeze", "fc")])
+    path = write_plan(plan, tmp_path / "plan.json")
+    fresh = ResNetLike().train()
+    after = paramscope.freeze(fresh, plan=path)
+    assert {t.path: t.role for t in after.tensors()} == plan.roles_after
+    assert not fresh.stem[1].training  # frozen BatchNorm kept in eval()
+    assert fresh.fc.weight.requires_grad and not fresh.stem[0].weight.requires_grad

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from paramscope.core.report import Report
 from paramscope.errors import InputError
@@ -63,6 +64,7 @@ def freeze(
     *,
     rules: list[tuple[str, str]] | None = None,
     apply: bool = False,
+    plan: str | os.PathLike | dict | None = None,
     **factory_args: object,
 ):
     """Plan a freeze: before/after totals per role, the layers it changes, the code.
@@ -70,18 +72,29 @@ def freeze(
     Selectors name layers by path (see ``paramscope.core.select``); ``rules`` gives an explicit
     order (``[("freeze", "base"), ("unfreeze", "base/block_16_*")]``), later rules winning.
     The model is untouched unless ``apply=True``, which sets the flags and re-inspects it.
+    ``plan=`` applies a torch plan written by ``paramscope freeze --out`` and returns the
+    model's report afterwards.
     """
     from paramscope.ops.freeze import apply_plan, parse_rules, plan_context, plan_freeze
     from paramscope.pitfalls import run_rules
 
+    if plan is not None:  # a torch plan written by `freeze --out`: apply it
+        import json
+
+        from paramscope.ops.freeze_out import apply_torch_plan
+
+        data = plan if isinstance(plan, dict) else json.loads(Path(plan).read_text(encoding="utf-8"))
+        target = load(model, **factory_args)
+        apply_torch_plan(target.model, data)
+        return inspect_live(target.model, target.kind)
     report, target = _load_report(model, factory_args)
-    plan = plan_freeze(report, parse_rules(freeze, unfreeze, rules))
-    plan.findings = run_rules(plan_context(plan, target.optimizer if target else None))
+    planned = plan_freeze(report, parse_rules(freeze, unfreeze, rules))
+    planned.findings = run_rules(plan_context(planned, target.optimizer if target else None))
     if apply:
-        after = apply_plan(plan)
-        plan.after, plan.applied = after.totals, True
-        plan.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
-    return plan
+        after = apply_plan(planned)
+        planned.after, planned.applied = after.totals, True
+        planned.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
+    return planned
 
 
 def lint(model: object, **factory_args: object):

@@ -210,7 +210,16 @@ class OrderedRulesCommand(click.Command):
 @click.option("--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Layers to freeze (repeatable).")
 @click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Layers to unfreeze (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically)."
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Write the plan: a .keras file with the flags (Keras), or a JSON plan (torch).",
+)
+@click.option("--force", is_flag=True, help="Let --out overwrite an existing file.")
 @handles_errors
 def freeze(
     model: str,
@@ -219,6 +228,8 @@ def freeze(
     unfreeze: tuple[str, ...],
     fmt: str,
     output: str | None,
+    out: str | None,
+    force: bool,
 ) -> None:
     """Plan a freeze: before/after per role, the layers it changes, and the code.
 
@@ -232,6 +243,10 @@ def freeze(
     values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
     rules = [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
     plan = plan_model(model, rules=rules, **parse_factory_args(factory_args))
+    if out:
+        from paramscope.ops.freeze_out import write_plan
+
+        write_plan(plan, out, force=force)
     if fmt == "text" and output is None:
         from rich.console import Console
 

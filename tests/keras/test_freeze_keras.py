@@ -103,3 +103,48 @@ def test_simulation_leaves_model_bit_identical(seed) -> None:
     assert [layer.trainable for layer in seed._flatten_layers()] == flags
     after = [np.array(keras.ops.convert_to_numpy(v)) for v in seed.weights]
     assert all(np.array_equal(a, b) for a, b in zip(values, after, strict=True))
+
+
+def test_out_keras_reloads_with_the_planned_roles(seed, tmp_path) -> None:
+    rules = [("freeze", BASE), ("unfreeze", f"{BASE}/block_16_*")]
+    plan = paramscope.freeze(seed, rules=rules)
+    from paramscope.ops.freeze_out import write_plan
+
+    out = write_plan(plan, tmp_path / "frozen.keras")
+    assert all(layer.trainable for layer in seed._flatten_layers())  # the live model is untouched
+    reloaded = keras.saving.load_model(out)
+    in_keras = {t.path: t.role for t in paramscope.inspect(reloaded).tensors()}
+    from_file = {t.path: t.role for t in paramscope.inspect(out).tensors()}
+    assert in_keras == from_file == plan.roles_after
+    assert len(reloaded.trainable_weights) == plan.after["trainable"].tensors
+    with pytest.raises(InputError, match="already exists"):
+        write_plan(plan, out)
+    again = paramscope.freeze(out, freeze=[BASE])  # a .keras input is rewritten without Keras
+    write_plan(again, tmp_path / "again.keras")
+    assert paramscope.inspect(tmp_path / "again.keras").totals["trainable"].tensors == 2
+
+
+def test_cli_out_refuses_to_overwrite(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "plan.json"
+    target.write_text("keep")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paramscope.cli",
+            "freeze",
+            "tests/fixtures/models.py:tiny",
+            "--freeze",
+            "0",
+            "--out",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert target.read_text() == "keep"

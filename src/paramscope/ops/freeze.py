@@ -49,6 +49,7 @@ class FreezePlan:
     semantics: str = ""
     applied: bool = False
     findings: list = field(default_factory=list)
+    layer_flags: dict[str, bool] | None = None  # Keras: each layer's trainable flag once applied
 
 
 def parse_rules(
@@ -74,8 +75,9 @@ def _owner_node(tensor_path: str) -> str:
     return tensor_path.rsplit("/", 1)[0] if "/" in tensor_path else ""
 
 
-def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> dict[str, Role]:
-    """Every tensor's role once the rules are applied, in order, with the framework's semantics."""
+def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> tuple[dict[str, Role], dict | None]:
+    """Every tensor's role once the rules are applied, in order, with the framework's semantics,
+    and (Keras) every layer's flag then."""
     kind = report.source.kind
     owner: dict[str, str] = {}  # tensor path -> the path of the object it is (aliases share it)
     roles: dict[str, Role] = {}
@@ -88,7 +90,7 @@ def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> dict[s
                 for tensor in node.all_tensors():
                     if roles[owner[tensor.path]] in LEARNABLE:
                         roles[owner[tensor.path]] = Role.TRAINABLE if rule.flag else Role.FROZEN
-        return {path: roles[key] for path, key in owner.items()}
+        return {path: roles[key] for path, key in owner.items()}, None
     if kind not in KERAS_KINDS + TF_KERAS_KINDS:
         raise InputError(
             f"{report.source.path or kind}: this format stores no trainability, so there is nothing to freeze"
@@ -118,7 +120,7 @@ def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> dict[s
                 node_flag.get("/".join(parts[: i + 1]), True) for i in range(len(parts))
             )
             after[path] = Role.TRAINABLE if trains else Role.FROZEN
-    return after
+    return after, node_flag
 
 
 def _totals(report: Report, roles: dict[str, Role]) -> dict[str, RoleTotals]:
@@ -212,7 +214,7 @@ SEMANTICS = {
 
 def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
     selected = [(rule, select(report, rule.selector)) for rule in rules]
-    roles = _simulate(report, selected)
+    roles, layer_flags = _simulate(report, selected)
     return FreezePlan(
         report,
         rules,
@@ -222,6 +224,7 @@ def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
         _changed(report, roles),
         _snippet(report, selected),
         SEMANTICS.get(report.source.kind, ""),
+        layer_flags=layer_flags,
     )
 
 
