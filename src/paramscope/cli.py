@@ -50,6 +50,18 @@ def handles_errors(command):
     return wrapper
 
 
+def model_arguments(command):
+    """MODEL and its repeatable ``--arg KEY=VALUE`` factory arguments."""
+    command = click.option(
+        "--arg",
+        "factory_args",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Argument for the model factory (repeatable).",
+    )(command)
+    return click.argument("model")(command)
+
+
 def emit(text: str, output: str | None) -> None:
     if output:
         from paramscope.fileio import write_atomic
@@ -70,14 +82,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("model")
-@click.option(
-    "--arg",
-    "factory_args",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Argument for the model factory (repeatable).",
-)
+@model_arguments
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @click.option(
@@ -113,14 +118,7 @@ def summary(
 
 
 @cli.command()
-@click.argument("model")
-@click.option(
-    "--arg",
-    "factory_args",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Argument for the model factory (repeatable).",
-)
+@model_arguments
 @click.option("--layer", metavar="PATH_OR_GLOB", help="Only the layers whose path matches (glob).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
@@ -199,14 +197,7 @@ class OrderedRulesCommand(click.Command):
 
 
 @cli.command(cls=OrderedRulesCommand)
-@click.argument("model")
-@click.option(
-    "--arg",
-    "factory_args",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Argument for the model factory (repeatable).",
-)
+@model_arguments
 @click.option("--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Layers to freeze (repeatable).")
 @click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Layers to unfreeze (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
@@ -256,14 +247,7 @@ def freeze(
 
 
 @cli.command()
-@click.argument("model")
-@click.option(
-    "--arg",
-    "factory_args",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Argument for the model factory (repeatable).",
-)
+@model_arguments
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @handles_errors
@@ -295,11 +279,9 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
             else [source_line(report), Text("No pitfall found.", style="green")]
         )
         if output:
-            import io
+            from paramscope.render.text import plain_text
 
-            console = Console(file=io.StringIO(), width=100, color_system=None)
-            console.print(Group(*parts))
-            emit(console.file.getvalue(), output)
+            emit(plain_text(Group(*parts)), output)
         else:
             Console(highlight=False).print(Group(*parts))
     if any(f.severity == "error" for f in findings):

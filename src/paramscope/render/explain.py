@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from paramscope.ops.explain import Explanation, LayerExplanation
-from paramscope.render.json import SCHEMA_VERSION, tensor_dict
-from paramscope.render.text import ROLE_STYLE, source_line
+from paramscope.render.json import SCHEMA_VERSION, source_dict, tensor_dict
+from paramscope.render.text import ROLE_STYLE, plain_text, source_line
 from paramscope.render.tree_rows import shape_text
 
 
@@ -50,11 +49,7 @@ def explanation_renderable(explanation: Explanation) -> Group:
 
 
 def render_explanation_text(explanation: Explanation, width: int = 100) -> str:
-    console = Console(
-        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
-    )
-    console.print(explanation_renderable(explanation))
-    return console.file.getvalue()
+    return plain_text(explanation_renderable(explanation), width)
 
 
 def render_explanation_markdown(explanation: Explanation) -> str:
@@ -80,12 +75,7 @@ def explanation_dict(explanation: Explanation) -> dict:
     source = explanation.report.source
     return {
         "schema_version": SCHEMA_VERSION,
-        "source": {
-            "kind": source.kind,
-            "framework_version": source.framework_version,
-            "backend": source.backend,
-            "path": source.path,
-        },
+        "source": source_dict(source),
         "layers": [
             {
                 "path": layer.path,

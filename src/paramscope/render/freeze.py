@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 
 from paramscope.core.units import plural
 from paramscope.ops.freeze import FreezePlan
-from paramscope.render.json import SCHEMA_VERSION
-from paramscope.render.text import ROLE_STYLE, source_line
+from paramscope.render.json import SCHEMA_VERSION, source_dict
+from paramscope.render.text import ROLE_STYLE, plain_text, source_line
 
 MAX_CHANGED = 20
 
@@ -85,23 +84,14 @@ def findings_renderables(findings) -> list[RenderableType]:
 
 
 def render_freeze_text(plan: FreezePlan, width: int = 100) -> str:
-    console = Console(
-        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
-    )
-    console.print(freeze_renderable(plan))
-    return console.file.getvalue()
+    return plain_text(freeze_renderable(plan), width)
 
 
 def freeze_dict(plan: FreezePlan) -> dict:
     source = plan.report.source
     return {
         "schema_version": SCHEMA_VERSION,
-        "source": {
-            "kind": source.kind,
-            "framework_version": source.framework_version,
-            "backend": source.backend,
-            "path": source.path,
-        },
+        "source": source_dict(source),
         "rules": [
             {"action": r.action, "selector": r.selector, "layers": [n.path for n in nodes]}
             for r, nodes in plan.selected

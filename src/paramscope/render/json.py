@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from paramscope.core.conventions import conventions
-from paramscope.core.report import Node, Report, Tensor, TensorGroup
+from paramscope.core.report import Node, Report, Source, Tensor, TensorGroup
 
 SCHEMA_VERSION = 1
 
@@ -42,17 +42,21 @@ def _group_dict(group: TensorGroup | None) -> dict | None:
     return {"totals": group.totals.as_dict(), "tensors": [tensor_dict(t) for t in group.tensors]}
 
 
+def source_dict(source: Source) -> dict:
+    return {
+        "kind": source.kind,
+        "framework_version": source.framework_version,
+        "backend": source.backend,
+        "path": source.path,
+    }
+
+
 def report_dict(report: Report) -> dict:
     """The shared core of every command's JSON output."""
     source = report.source
     return {
         "schema_version": SCHEMA_VERSION,
-        "source": {
-            "kind": source.kind,
-            "framework_version": source.framework_version,
-            "backend": source.backend,
-            "path": source.path,
-        },
+        "source": source_dict(source),
         "totals": {role: totals.as_dict() for role, totals in report.totals.items()},
         "conventions": conventions(report),
         "root": node_dict(report.root),

@@ -157,15 +157,20 @@ def summary_renderable(
     )
 
 
+def plain_text(renderable, width: int = 100) -> str:
+    """Any renderable as plain text without colour: for files, --output and golden tests."""
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
+    )
+    console.print(renderable)
+    return console.file.getvalue()
+
+
 def render_text(
     report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False, width: int = 100
 ) -> str:
     """The summary as plain text (no colour), for files and golden tests."""
-    console = Console(
-        file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
-    )
-    console.print(summary_renderable(report, depth, show_tensors))
-    return console.file.getvalue()
+    return plain_text(summary_renderable(report, depth, show_tensors), width)
 
 
-__all__ = ["DEFAULT_DEPTH", "render_text", "summary_renderable"]
+__all__ = ["DEFAULT_DEPTH", "plain_text", "render_text", "summary_renderable"]
