@@ -76,8 +76,10 @@ def emit(text: str, output: str | None) -> None:
 def cli() -> None:
     """Know exactly what your model will learn.
 
-    MODEL is a `package.module:factory` or `path/to/file.py:factory` reference; pass factory
-    arguments with repeatable `--arg key=value` (values are Python literals).
+    MODEL is a checkpoint file (.keras, .h5, .pt/.pth/.bin, safetensors or a sharded index,
+    ONNX, GGUF, .npz/.npy: read without a framework, nothing executed), or a
+    `package.module:factory` / `path/to/file.py:factory` reference; pass factory arguments
+    with repeatable `--arg key=value` (values are Python literals).
     """
 
 
