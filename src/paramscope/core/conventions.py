@@ -78,8 +78,9 @@ def keras_lines(report: Report) -> list[str]:
 
 def torch_counts(report: Report) -> dict[str, int]:
     """What `model.parameters()` totals: trainable + frozen; buffers are not parameters."""
-    trainable = report.totals["trainable"].params
-    frozen = report.totals["frozen"].params
+    missed = report.framework_undercount
+    trainable = report.totals["trainable"].params - missed.get("trainable", 0)
+    frozen = report.totals["frozen"].params - missed.get("frozen", 0)
     return {
         "trainable_params": trainable,
         "non_trainable_params": frozen,

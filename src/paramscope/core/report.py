@@ -228,6 +228,9 @@ class Report:
     # Paths of the tensors the compiled train step will update, where the framework captured
     # them at compile() time (tf.keras `_collected_trainable_weights`); None when it did not.
     compiled_trainable: list[str] | None = None
+    # Parameters per role that the framework's own count misses (torch: bitsandbytes 4-bit
+    # weights, whose numel() is half their parameters); conventions subtract it to stay truthful.
+    framework_undercount: dict[str, int] = field(default_factory=dict)
     # Paths of the layers whose `trainable` flag changed since compile() (Keras); None when
     # the model is not compiled.
     changed_since_compile: list[str] | None = None

@@ -234,6 +234,21 @@ def index_freeze_on_weightless(ctx: LintContext) -> Iterator[Finding]:
             )
 
 
+def quantized_count(ctx: LintContext) -> Iterator[Finding]:
+    missed = sum(ctx.report.framework_undercount.values())
+    if missed:
+        packed = [t.path for t in ctx.report.tensors() if t.dtype in ("nf4", "fp4", "4bit")]
+        yield Finding(
+            "quantized-count",
+            "warning",
+            f"{len(packed)} 4-bit tensor(s) pack two parameters per stored element ({names(packed)}): "
+            f"sum(p.numel() for p in model.parameters()) misses {missed:,} parameters",
+            "count 4-bit parameters as numel() x 2 (paramscope does)",
+            "huggingface/peft#733",
+            tuple(packed),
+        )
+
+
 Rule = Callable[[LintContext], Iterator[Finding]]
 RULES: list[Rule] = [
     stale_compile,
@@ -245,6 +260,7 @@ RULES: list[Rule] = [
     frozen_parent_override,
     tied_freeze_conflict,
     index_freeze_on_weightless,
+    quantized_count,
 ]
 
 

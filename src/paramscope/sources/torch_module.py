@@ -30,6 +30,15 @@ def module_config(module) -> dict:
     return config
 
 
+def packed_4bit(param) -> tuple[tuple[int, ...], str] | None:
+    """(real shape, dtype) of a bitsandbytes 4-bit parameter, whose storage packs two values
+    per uint8 element, so that ``numel()`` reports half its parameters; None otherwise."""
+    state = getattr(param, "quant_state", None)
+    if type(param).__name__ != "Params4bit" or state is None or getattr(state, "shape", None) is None:
+        return None
+    return tuple(int(d) for d in state.shape), str(getattr(param, "quant_type", "4bit"))
+
+
 def inspect_torch(module) -> Report:
     """Report of a live ``torch.nn.Module``, untouched."""
     import torch
@@ -37,6 +46,7 @@ def inspect_torch(module) -> Report:
 
     builder = TreeBuilder()
     lazy: list[str] = []
+    undercount: dict[str, int] = {}
 
     def visit(mod, path: str, name: str) -> Node:
         node = Node(
@@ -54,6 +64,13 @@ def inspect_torch(module) -> Report:
                 lazy.append(join_path(path, pname))
                 continue
             role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
+            packed = packed_4bit(param)
+            if packed is not None:  # stored two per byte: count the parameters, not the bytes
+                shape, dtype = packed
+                tensor = builder.tensor(param, path, pname, shape, dtype, role, nbytes=param.numel())
+                undercount[role.value] = undercount.get(role.value, 0) + tensor.params - param.numel()
+                node.tensors.append(tensor)
+                continue
             node.tensors.append(builder.tensor(param, path, pname, param.shape, param.dtype, role))
         for bname, buffer in mod._buffers.items():
             if buffer is None:
@@ -77,8 +94,15 @@ def inspect_torch(module) -> Report:
             f"{len(lazy)} lazy tensor(s) not initialized yet ({', '.join(lazy[:5])}): they "
             "count 0 until the module has seen one input."
         )
+    if undercount:
+        warnings.append(
+            f"4-bit quantized weights (bitsandbytes) pack two parameters per stored element: "
+            f"model.parameters() counts {sum(undercount.values()):,} fewer than the model has; "
+            "paramscope counts them all."
+        )
     return Report(
         source=Source(kind="torch", framework_version=torch.__version__),
         root=root,
         warnings=warnings,
+        framework_undercount=undercount,
     )
