@@ -148,3 +148,18 @@ def test_cli_out_refuses_to_overwrite(tmp_path) -> None:
     )
     assert result.returncode == 2 and "already exists" in result.stderr
     assert target.read_text() == "keep"
+
+
+def test_out_h5_refused_with_the_reason(tmp_path) -> None:
+    """Rewriting flags in a legacy .h5 would break Keras's own loader (weights are listed
+    trainable-first); paramscope refuses instead of writing an unloadable file."""
+    model, _ = build_transfer_model()
+    source = tmp_path / "model.h5"
+    model.save(source)
+    plan = paramscope.freeze(source, freeze=[BASE])
+    assert plan.after["trainable"].tensors == 2  # planning a file still works
+    from paramscope.ops.freeze_out import write_plan
+
+    with pytest.raises(InputError, match=r"save it as \.keras"):
+        write_plan(plan, tmp_path / "frozen.h5")
+    assert not (tmp_path / "frozen.h5").exists()

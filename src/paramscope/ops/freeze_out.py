@@ -1,5 +1,7 @@
 """freeze --out: the plan as a file others can load.
 
+* legacy ``.h5``: refused. Keras's legacy loader matches weights trainable-first, in an order
+  tied to the flags saved with them; rewriting only the flags would make the file unloadable.
 * Keras 3 model or ``.keras`` file: a ``.keras`` archive whose config.json carries each
   layer's planned ``trainable`` flag (Keras 3 restores per-layer flags on load). A live model
   is saved by Keras to a temporary file first; then only config.json is rewritten, the
@@ -81,6 +83,12 @@ def write_plan(plan: FreezePlan, out: str | Path, force: bool = False) -> Path:
     if kind == "torch":
         write_atomic(out, json.dumps(torch_plan(plan), indent=2) + "\n")
         return out
+    if kind == "h5":
+        raise InputError(
+            "a legacy .h5 lists each layer's weights trainable-first, in an order Keras's loader ties to "
+            "the flags saved with it: changing flags in the file would make it unloadable. Load the model "
+            "and save it as .keras, then freeze that"
+        )
     if kind not in ("keras", "keras_file") or plan.layer_flags is None:
         raise InputError("--out writes Keras 3 models, .keras files and torch plans")
     if out.suffix != ".keras":
