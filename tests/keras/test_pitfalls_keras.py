@@ -58,3 +58,12 @@ def test_nothing_to_train() -> None:
     model.trainable = False
     assert "nothing-to-train" in rules(paramscope.lint(model)[1])
     assert "nothing-to-train" not in rules(paramscope.lint(transfer(True)[0])[1])
+
+
+def test_freezing_a_compiled_model_says_compile_again() -> None:
+    model, _ = transfer(True)
+    model.compile("adam", "mse")
+    (finding,) = [f for f in paramscope.freeze(model, freeze=["base"]).findings if f.rule == "stale-compile"]
+    assert finding.severity == "warning" and "compile() again" in finding.message
+    uncompiled, _ = transfer(True)
+    assert "stale-compile" not in rules(paramscope.freeze(uncompiled, freeze=["base"]).findings)

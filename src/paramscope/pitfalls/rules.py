@@ -27,13 +27,7 @@ def stale_compile(ctx: LintContext) -> Iterator[Finding]:
             "call model.compile(...) again after changing trainable",
             "keras-team/keras#6405, keras-team/keras#9157; Keras 3 Trainer.compile docstring",
         )
-    if (
-        ctx.plan is not None
-        and ctx.kind in ("keras", "tf_keras")
-        and getattr(
-            ctx.report.root.origin, "compiled", getattr(ctx.report.root.origin, "_is_compiled", False)
-        )
-    ):
+    if ctx.plan is not None and ctx.kind in ("keras", "tf_keras") and _compiled(ctx.report.root.origin):
         yield Finding(
             "stale-compile",
             "warning",
