@@ -98,3 +98,12 @@ def test_compiled_keras_file_reports_optimizer(tmp_path) -> None:
     assert from_file.optimizer is not None
     assert from_file.optimizer.totals.tensors == len(loaded.optimizer.variables)
     assert [line.rstrip() for line in keras_lines(from_file)] == keras_footer(loaded)
+
+
+def test_explain_legacy_h5_says_why_it_is_generic(tmp_path) -> None:
+    model, _ = transfer("MobileNetV2")
+    model.save(tmp_path / "model.h5")
+    explained = explain_layers(paramscope.inspect(tmp_path / "model.h5"))
+    assert explained and all(e.formula.generic for e in explained)
+    assert "records no input shapes" in explained[0].text
+    assert [e.problem for e in explained if e.problem] == []

@@ -103,7 +103,12 @@ def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]
     tensors = list(node.tensors)
     expr = _generic(tensors)
     text = "No formula for this layer class yet: its count is the product of each tensor's shape."
-    if failure:
+    if failure and "no input shape recorded" in failure:
+        text = (
+            "This file records no input shapes for its layers (legacy .h5 does not; .keras does), so the "
+            "formula cannot be derived from the configuration: its count is the product of each tensor's shape."
+        )
+    elif failure:
         text += f" (The formula could not be applied: {failure}.)"
     formula = Formula(expr.symbolic, expr.expression, expr.value, True)
     return (
