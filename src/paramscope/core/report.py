@@ -9,7 +9,7 @@ computed here, from the tree, so renderers and operations never re-count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -76,13 +76,20 @@ class RoleTotals:
         return {"tensors": self.tensors, "params": self.params, "bytes": self.bytes}
 
 
-def totals_of(tensors: Iterator[Tensor] | list[Tensor]) -> dict[str, RoleTotals]:
-    """Totals per role plus ``all``, counting each tensor once (aliases skipped)."""
+def totals_of(
+    tensors: Iterator[Tensor] | list[Tensor], roles: Mapping[str, Role] | None = None
+) -> dict[str, RoleTotals]:
+    """Totals per role plus ``all``, counting each tensor once (aliases skipped).
+
+    ``roles`` (tensor path -> role) replaces the tensors' own roles, e.g. as a freeze plan
+    would leave them.
+    """
     totals = {role.value: RoleTotals() for role in ROLES}
     totals["all"] = RoleTotals()
     for tensor in tensors:
         if tensor.counted:
-            totals[tensor.role.value].add(tensor)
+            role = roles[tensor.path] if roles is not None else tensor.role
+            totals[role.value].add(tensor)
             totals["all"].add(tensor)
     return totals
 
@@ -179,14 +186,16 @@ class Node:
             result[id(node)] = SubtreeSummary(tuple(counts), learnable)
         return result
 
-    def training_status(self) -> str:
+    def training_status(self, roles: Mapping[str, Role] | None = None) -> str:
         """`Y` all trainable, `N` all frozen, `partial`, or `—` when it holds no learnable tensor.
 
         Aliases count here (a tied head whose weight is frozen elsewhere is `partial`).
+        ``roles`` (tensor path -> role) replaces the tensors' own roles.
         """
         learnable = 0
         for tensor in self.all_tensors():
-            learnable |= _LEARNABLE_BIT.get(tensor.role, 0)
+            role = roles[tensor.path] if roles is not None else tensor.role
+            learnable |= _LEARNABLE_BIT.get(role, 0)
         return _STATUS[learnable]
 
 

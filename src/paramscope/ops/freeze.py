@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paramscope.core.report import Node, Report, Role, RoleTotals
+from paramscope.core.report import Node, Report, Role, RoleTotals, totals_of
 from paramscope.core.select import select
 from paramscope.errors import InputError
 
@@ -123,30 +123,12 @@ def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> tuple[
     return after, node_flag
 
 
-def _totals(report: Report, roles: dict[str, Role]) -> dict[str, RoleTotals]:
-    totals = {role.value: RoleTotals() for role in Role}
-    totals["all"] = RoleTotals()
-    for tensor in report.tensors():
-        if tensor.counted:
-            role = roles[tensor.path]
-            totals[role.value].add(tensor)
-            totals["all"].add(tensor)
-    return totals
-
-
-def _status(node: Node, roles: dict[str, Role]) -> str:
-    learnable = {roles[t.path] for t in node.all_tensors()} & set(LEARNABLE)
-    return {frozenset({Role.TRAINABLE}): "Y", frozenset({Role.FROZEN}): "N"}.get(
-        frozenset(learnable), "partial" if learnable else "—"
-    )
-
-
 def _changed(report: Report, roles: dict[str, Role]) -> list[dict]:
     changed = []
     for node in report.nodes():
         if not node.tensors:
             continue
-        before, after = node.training_status(), _status(node, roles)
+        before, after = report.summaries[id(node)].status, node.training_status(roles)
         if before != after:
             changed.append({"path": node.path, "type": node.type, "before": before, "after": after})
     return changed
@@ -219,7 +201,7 @@ def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
         report,
         rules,
         selected,
-        _totals(report, roles),
+        totals_of(report.tensors(), roles),
         roles,
         _changed(report, roles),
         _snippet(report, selected),

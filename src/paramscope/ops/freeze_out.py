@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from paramscope.core.report import Role
 from paramscope.errors import InputError
 from paramscope.fileio import write_atomic
 from paramscope.ops.freeze import FreezePlan
@@ -55,11 +56,10 @@ def rewrite_keras_archive(source: Path, flags: dict[str, bool]) -> bytes:
 
 
 def torch_plan(plan: FreezePlan) -> dict:
-    requires_grad = {
-        path.replace("/", "."): role.value == "trainable"
-        for path, role in plan.roles_after.items()
-        if role.value in ("trainable", "frozen")
-        and next(t for t in plan.report.tensors() if t.path == path).shared_with is None
+    requires_grad = {  # each parameter once: a tied alias is its owner's parameter
+        tensor.path.replace("/", "."): plan.roles_after[tensor.path] is Role.TRAINABLE
+        for tensor in plan.report.tensors()
+        if tensor.shared_with is None and plan.roles_after[tensor.path] in (Role.TRAINABLE, Role.FROZEN)
     }
     frozen_bn = [
         node.path.replace("/", ".")
