@@ -62,6 +62,17 @@ def model_arguments(command):
     return click.argument("model")(command)
 
 
+def show(fmt: str, output: str | None, renderable, render) -> None:
+    """Text for a terminal is printed by rich (colour, width); everything else is rendered to
+    a string and emitted. ``renderable`` and ``render`` are called only for the path taken."""
+    if fmt == "text" and output is None:
+        from rich.console import Console
+
+        Console(highlight=False).print(renderable())
+    else:
+        emit(render(), output)
+
+
 def emit(text: str, output: str | None) -> None:
     if output:
         from paramscope.fileio import write_atomic
@@ -111,12 +122,12 @@ def summary(
 
     report = inspect(model, **parse_factory_args(factory_args))
     depth = DEFAULT_DEPTH if depth is None else depth
-    if fmt == "text" and output is None:
-        from rich.console import Console
-
-        Console(highlight=False).print(summary_renderable(report, depth, show_tensors))
-        return
-    emit(RENDERERS[fmt](report, depth=depth, show_tensors=show_tensors), output)
+    show(
+        fmt,
+        output,
+        lambda: summary_renderable(report, depth, show_tensors),
+        lambda: RENDERERS[fmt](report, depth=depth, show_tensors=show_tensors),
+    )
 
 
 @cli.command()
@@ -137,12 +148,12 @@ def explain(
     from paramscope.sources.reference import parse_factory_args
 
     explanation = explain_model(model, layer=layer, **parse_factory_args(factory_args))
-    if fmt == "text" and output is None:
-        from rich.console import Console
-
-        Console(highlight=False).print(explanation_renderable(explanation))
-    else:
-        emit(EXPLANATION_RENDERERS[fmt](explanation), output)
+    show(
+        fmt,
+        output,
+        lambda: explanation_renderable(explanation),
+        lambda: EXPLANATION_RENDERERS[fmt](explanation),
+    )
     if explanation.problems:
         sys.exit(1)
 
@@ -240,12 +251,7 @@ def freeze(
         from paramscope.ops.freeze_out import write_plan
 
         write_plan(plan, out, force=force)
-    if fmt == "text" and output is None:
-        from rich.console import Console
-
-        Console(highlight=False).print(freeze_renderable(plan))
-    else:
-        emit(FREEZE_RENDERERS[fmt](plan), output)
+    show(fmt, output, lambda: freeze_renderable(plan), lambda: FREEZE_RENDERERS[fmt](plan))
 
 
 @cli.command()
@@ -272,20 +278,14 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
         }
         emit(json.dumps(data, indent=2) + "\n", output)
     else:
-        from rich.console import Console, Group
+        from rich.console import Group
         from rich.text import Text
 
-        parts = (
-            [source_line(report), *findings_renderables(findings)]
-            if findings
-            else [source_line(report), Text("No pitfall found.", style="green")]
-        )
-        if output:
-            from paramscope.render.text import plain_text
+        from paramscope.render.text import plain_text
 
-            emit(plain_text(Group(*parts)), output)
-        else:
-            Console(highlight=False).print(Group(*parts))
+        found = findings_renderables(findings) or [Text("No pitfall found.", style="green")]
+        page = Group(source_line(report), *found)
+        show(fmt, output, lambda: page, lambda: plain_text(page))
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
 
