@@ -214,8 +214,33 @@ def broken_files() -> dict[str, tuple[str, bytes, str]]:
         "gguf-unknown-version": ("a.gguf", b"GGUF" + struct.pack("<IQQ", 99, 1, 1), "version 99"),
         "gguf-truncated": ("a.gguf", b"GGUF\x03\x00", "truncated GGUF header"),
         "gguf-unknown-tensor-type": ("a.gguf", _gguf_bad_type(), "damaged GGUF"),
+        "keras-npz-os-system": ("a.keras", _keras_npz(global_call("os", "system", "true")), "os.system"),
+        "keras-npz-not-variables": ("a.keras", _keras_npz(b"\x80\x02K\x01."), "not a Keras variable"),
+        "keras-shards-parent-path": (
+            "a.weights.json",
+            json.dumps({"weight_map": {"/layers/dense/vars": ["../a_00000.weights.h5"]}}).encode(),
+            "not a bare file name",
+        ),
+        "keras-shards-missing": (
+            "a.weights.json",
+            json.dumps({"weight_map": {"/layers/dense/vars": ["a_00000.weights.h5"]}}).encode(),
+            "missing",
+        ),
     }
     return files
+
+
+def _keras_npz(pickle_bytes: bytes) -> bytes:
+    """A .keras archive with npz weights whose one layer entry is an object array of this pickle."""
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header) + 1) + header.encode() + b"\n"
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+    return _zip(
+        {
+            "config.json": json.dumps(config).encode(),
+            "model.weights.npz": _zip({"layers/dense.npy": npy + pickle_bytes}),
+        }
+    )
 
 
 def _hdf5(kind: str) -> bytes:

@@ -71,6 +71,7 @@ def write_all(folder: Path) -> list[Path]:
         ("model.onnx", write_onnx),
         ("model.gguf", write_gguf),
         ("model.keras", write_keras),
+        ("npz.keras", write_keras),
         ("legacy.h5", write_keras),
     ):
         write(folder / name)
@@ -79,8 +80,9 @@ def write_all(folder: Path) -> list[Path]:
 
 
 def write_keras(path: Path) -> None:
-    """A small Keras model saved by Keras itself (.keras or legacy .h5 by the suffix), in a child
-    process so that the calling test process need not import Keras."""
+    """A small Keras model saved by Keras itself (.keras or legacy .h5 by the suffix; npz weights
+    when the name starts with "npz"), in a child process so that the calling test process need
+    not import Keras."""
     import os
     import subprocess
     import sys
@@ -88,8 +90,13 @@ def write_keras(path: Path) -> None:
     code = (
         "import keras; inputs = keras.Input((6,)); x = keras.layers.Dense(5, name='hidden')(inputs); "
         "x = keras.layers.BatchNormalization(name='bn')(x); "
-        "keras.Model(inputs, keras.layers.Dense(2, name='head')(x)).save(" + repr(str(path)) + ")"
+        "model = keras.Model(inputs, keras.layers.Dense(2, name='head')(x)); "
     )
+    if path.name.startswith("npz"):
+        code += "from keras.src.saving import saving_lib; "
+        code += f"saving_lib.save_model(model, {str(path)!r}, weights_format='npz')"
+    else:
+        code += f"model.save({str(path)!r})"
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 

@@ -107,3 +107,45 @@ def test_explain_legacy_h5_says_why_it_is_generic(tmp_path) -> None:
     assert explained and all(e.formula.generic for e in explained)
     assert "records no input shapes" in explained[0].text
     assert [e.problem for e in explained if e.problem] == []
+
+
+def _compiled_transfer():
+    model, base = transfer("MobileNetV2")
+    base.trainable = False
+    model.compile("adam", "mse")
+    model.fit(np.zeros((2, 96, 96, 3)), np.zeros((2, 7)), verbose=0)
+    return model
+
+
+def test_keras_file_with_npz_weights_matches_the_h5_one(tmp_path) -> None:
+    """Keras pickles its backend Variables into npz weights (and then cannot load them with
+    allow_pickle=False); the reader must give exactly what the same model saved as h5 gives."""
+    from keras.src.saving import saving_lib
+
+    from paramscope.render.json import report_dict
+
+    model = _compiled_transfer()
+    saving_lib.save_model(model, tmp_path / "npz.keras", weights_format="npz")
+    model.save(tmp_path / "h5.keras")
+    from_npz, from_h5 = paramscope.inspect(tmp_path / "npz.keras"), paramscope.inspect(tmp_path / "h5.keras")
+    assert roles(from_npz) == roles(from_h5) == roles(paramscope.inspect(model))
+    assert from_npz.totals["trainable"].tensors == len(model.trainable_weights) == 2
+    assert from_npz.optimizer.totals.tensors == len(model.optimizer.variables)
+    npz_dict, h5_dict = report_dict(from_npz), report_dict(from_h5)
+    npz_dict.pop("source"), h5_dict.pop("source")
+    assert npz_dict == h5_dict
+
+
+def test_sharded_weights_match_keras(tmp_path) -> None:
+    model = _compiled_transfer()
+    path = tmp_path / "model.weights.json"
+    model.save_weights(path, max_shard_size=0.002)  # GB: MobileNetV2's weights span several shards
+    shards = sorted(tmp_path.glob("model_*.weights.h5"))
+    assert len(shards) > 1
+    model.save_weights(tmp_path / "single.weights.h5")
+    sharded, single = paramscope.inspect(path), paramscope.inspect(tmp_path / "single.weights.h5")
+    assert sharded.totals["all"].params == model.count_params()
+    assert sharded.optimizer.totals.tensors == len(model.optimizer.variables)
+    assert [(t.path, t.shape) for t in sharded.tensors()] == [(t.path, t.shape) for t in single.tensors()]
+    assert f"read from {len(shards)} HDF5 shard(s)" in sharded.warnings[-1]
+    model.load_weights(path)  # Keras itself accepts the set paramscope read

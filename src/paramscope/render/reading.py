@@ -110,7 +110,8 @@ def _torch_connections(report: Report) -> list[str]:
 
 def reading(report: Report) -> Reading:
     kind = report.source.kind
-    if kind in ("keras", "tf_keras", "keras_file", "h5"):
+    roles_known = report.totals["unknown"].tensors == 0  # a weights-only file: Keras's split is unknown
+    if kind in ("keras", "tf_keras", "keras_file", "h5") and roles_known:
         title, lines, connections = (
             "model.summary() says",
             keras_lines(report),

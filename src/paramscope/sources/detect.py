@@ -103,6 +103,10 @@ def reader_for(path: Path) -> Callable[[Path], Report]:
         return _read_safetensors
     if head[:1] == b"{" and path.name.endswith(".index.json"):
         return _read_index
+    if head[:1] == b"{" and path.name.endswith(".weights.json"):
+        from paramscope.sources.keras_shards import read_keras_sharded
+
+        return read_keras_sharded
     raise UnrecognisedFormat(f"{path}: unrecognised file format (not torch, safetensors, NumPy or Keras)")
 
 

@@ -1,4 +1,4 @@
-"""Keras 3 ``.keras`` archives (config.json + model.weights.h5), read without Keras.
+"""Keras 3 ``.keras`` archives (config.json + model.weights.h5 or .npz), read without Keras.
 
 The weights file names each variable only ``layers/<attribute>/vars/<i>``. Names and roles
 come from the layer specs (specs/): for each layer in config.json, its class, config and
@@ -10,6 +10,7 @@ a variable trains when its layer's saved ``trainable`` flag and the root model's
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from paramscope.core.report import Node, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
 from paramscope.errors import InputError
 from paramscope.sources.hdf5_walk import hdf5_structure
+from paramscope.sources.keras_npz import WEIGHTS_MEMBER, npz_structure
 from paramscope.sources.sandbox import run_sandboxed
 from paramscope.specs.lookup import spec_for
 from paramscope.specs.spec import ANY_NAME
@@ -145,13 +147,55 @@ def read_keras(path: Path) -> Report:
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
     except (KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable .keras archive ({type(exc).__name__}: {exc})") from None
-    if "model.weights.h5" not in members:
-        raise InputError(
-            f"{path}: this .keras archive stores its weights in a form paramscope cannot read yet"
-        )
-    structure = run_sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path))
+    if "model.weights.h5" in members:
+        structure = run_sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path))
+    elif WEIGHTS_MEMBER in members:
+        with zipfile.ZipFile(path) as archive:
+            structure = npz_structure(archive)
+        _name_layer_groups(structure, config_tree(config))
+    else:
+        raise InputError(f"{path}: a .keras archive without model.weights.h5 or model.weights.npz")
     source = Source(kind="keras_file", framework_version=metadata.get("keras_version"), path=str(path))
     return structure_report(structure, config_tree(config), source, path.name)
+
+
+def _snake_case(class_name: str) -> str:
+    """keras.src.utils.naming.to_snake_case."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _saved_attributes(conf: LayerConfig) -> dict[str, str]:
+    """The path segment Keras saves each child layer under -> the child's name.
+
+    Keras addresses a container's layers by snake-cased class name, numbered in order
+    (``saving_lib._save_container_state``), not by name. ``Sequential.layers`` leaves its
+    input layer out; a functional model's keeps them.
+    """
+    used: dict[str, int] = {}
+    segments = {}
+    for child in conf.children.values():
+        if child.class_name == "InputLayer" and conf.class_name == "Sequential":
+            continue
+        base = _snake_case(child.class_name)
+        used[base] = used[base] + 1 if base in used else 0
+        segments[f"{base}_{used[base]}" if used[base] else base] = child.name
+    return segments
+
+
+def _name_layer_groups(structure: dict, root: LayerConfig) -> None:
+    """Record each layer's name on its group, as the HDF5 layout does and the npz one does not."""
+    groups = structure["groups"]
+
+    def visit(group: str, conf: LayerConfig) -> None:
+        for segment, name in _saved_attributes(conf).items():
+            child = join_path(join_path(group, "layers"), segment)
+            if join_path(child, "vars") in groups:
+                groups[join_path(child, "vars")].setdefault("name", name)
+                visit(child, conf.children[name])
+
+    visit("", root)
 
 
 def is_keras3_weights(structure: dict) -> bool:

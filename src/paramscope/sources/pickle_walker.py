@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paramscope.errors import InputError
@@ -238,10 +239,18 @@ def _reduce(function: Global, args: tuple):
     return Call(function, args)
 
 
-def walk(data: bytes | io.BufferedIOBase, persistent_load=_storage_from_pid) -> object:
+def walk(
+    data: bytes | io.BufferedIOBase,
+    persistent_load=_storage_from_pid,
+    also_allowed: Callable[[Global], bool] | None = None,
+    reduce: Callable[[Global, tuple], object] = _reduce,
+) -> object:
     """Interpret one pickle (bytes, or the next pickle in a stream) into inert Python data.
 
-    Refuses anything but data; a stream is left just after the pickle's STOP.
+    Refuses anything but data; a stream is left just after the pickle's STOP. A reader whose
+    format pickles framework objects by design (Keras's npz weights) widens the allowlist with
+    ``also_allowed`` and may keep every call a plain record with ``reduce``: the names stay
+    inert, never imported or called.
     """
     stack: list = []
     metastack: list[list] = []
@@ -271,23 +280,28 @@ def walk(data: bytes | io.BufferedIOBase, persistent_load=_storage_from_pid) -> 
                 target = Global(module, qual)
                 if name == "INST":
                     raise UnsafePickle(f"refused INST opcode instantiating {target.dotted}")
-                if (module, qual) not in ALLOWED and not _is_dtype_global(target):
+                if (
+                    (module, qual) not in ALLOWED
+                    and not _is_dtype_global(target)
+                    and not (also_allowed is not None and also_allowed(target))
+                ):
                     raise UnsafePickle(f"refused global {target.dotted}")
                 stack.append(target)
             elif name in ("EXT1", "EXT2", "EXT4"):
                 raise UnsafePickle("refused pickle extension-registry opcode")
             elif name == "REDUCE":
                 args, function = stack.pop(), stack.pop()
-                if not isinstance(function, Global) or not isinstance(args, tuple):
+                callable_ = (Global, Call) if also_allowed is not None else Global  # partial(cls)(…)
+                if not isinstance(function, callable_) or not isinstance(args, tuple):
                     raise UnsafePickle("refused REDUCE of something that is not an allowed global")
-                stack.append(_reduce(function, args))
+                stack.append(reduce(function, args))
             elif name in ("NEWOBJ", "NEWOBJ_EX"):
                 if name == "NEWOBJ_EX":
                     stack.pop()
                 args, cls = stack.pop(), stack.pop()
                 if not isinstance(cls, Global):
                     raise UnsafePickle("refused NEWOBJ of something that is not an allowed global")
-                stack.append(_reduce(cls, args if isinstance(args, tuple) else ()))
+                stack.append(reduce(cls, args if isinstance(args, tuple) else ()))
             elif name == "BUILD":
                 state = stack.pop()
                 target = stack[-1]
