@@ -25,7 +25,7 @@ import torchinfo
 from torch import nn
 
 import paramscope
-from paramscope.render import render_text
+from paramscope.render.text import render_text
 
 REPEATS = 20
 

@@ -24,3 +24,18 @@ def test_help_is_framework_free() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr.strip() == "[]"
     assert "--show-tensors" in result.stdout
+
+
+def test_json_output_does_not_import_rich(tmp_path) -> None:
+    """rich is a tenth of a cold `--format json` run on a file; the JSON path leaves it out."""
+    import numpy as np
+
+    np.save(tmp_path / "a.npy", np.zeros((2, 3), np.float32))
+    code = (
+        "import sys; from paramscope.cli import cli\n"
+        f"cli(['summary', {str(tmp_path / 'a.npy')!r}, '--format', 'json'], standalone_mode=False)\n"
+        "print('rich' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip() == "False"
+    assert '"params": 6' in result.stdout

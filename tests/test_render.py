@@ -18,7 +18,8 @@ from rich.console import Console
 
 import paramscope
 from paramscope.core.report import Report, Source
-from paramscope.render import render_markdown, render_text
+from paramscope.render.markdown import render_markdown
+from paramscope.render.text import render_text
 from tests.test_torch import TiedLanguageModel
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -116,18 +116,17 @@ def summary(
 ) -> None:
     """Every layer's tensors and parameters by role, reconciled with the framework's totals."""
     from paramscope.api import inspect
-    from paramscope.render import RENDERERS
-    from paramscope.render.text import DEFAULT_DEPTH, summary_renderable
+    from paramscope.render import DEFAULT_DEPTH, renderer
     from paramscope.sources.reference import parse_factory_args
+
+    def renderable():
+        from paramscope.render.text import summary_renderable
+
+        return summary_renderable(report, depth, show_tensors)
 
     report = inspect(model, **parse_factory_args(factory_args))
     depth = DEFAULT_DEPTH if depth is None else depth
-    show(
-        fmt,
-        output,
-        lambda: summary_renderable(report, depth, show_tensors),
-        lambda: RENDERERS[fmt](report, depth=depth, show_tensors=show_tensors),
-    )
+    show(fmt, output, renderable, lambda: renderer(fmt)(report, depth=depth, show_tensors=show_tensors))
 
 
 @cli.command()

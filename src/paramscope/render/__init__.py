@@ -1,9 +1,24 @@
-"""Renderers: each takes a Report and returns text."""
+"""Renderers: each takes a Report and returns text.
 
-from paramscope.render.json import render_json
-from paramscope.render.markdown import render_markdown
-from paramscope.render.text import render_text
+A format's module is imported only when that format is asked for: ``--format json`` never
+imports rich, a tenth of a cold run on a checkpoint file.
+"""
 
-RENDERERS = {"text": render_text, "json": render_json, "md": render_markdown}
+from importlib import import_module
 
-__all__ = ["RENDERERS", "render_json", "render_markdown", "render_text"]
+DEFAULT_DEPTH = 2  # layers shown below the root in text and Markdown; JSON holds the whole tree
+
+_RENDERERS = {
+    "text": ("paramscope.render.text", "render_text"),
+    "json": ("paramscope.render.json", "render_json"),
+    "md": ("paramscope.render.markdown", "render_markdown"),
+}
+
+
+def renderer(fmt: str):
+    """The summary renderer for a format name (text, json, md)."""
+    module, name = _RENDERERS[fmt]
+    return getattr(import_module(module), name)
+
+
+__all__ = ["DEFAULT_DEPTH", "renderer"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from paramscope.core.report import Report
+from paramscope.render import DEFAULT_DEPTH
 from paramscope.render.reading import reading, type_suffix
-from paramscope.render.text import DEFAULT_DEPTH
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
 

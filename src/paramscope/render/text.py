@@ -9,10 +9,10 @@ from rich.segment import Segment
 from rich.text import Text
 
 from paramscope.core.report import Report
+from paramscope.render import DEFAULT_DEPTH
 from paramscope.render.reading import SOURCE_NAMES, reading, type_suffix
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
-DEFAULT_DEPTH = 2
 ROLE_STYLE = {"trainable": "green", "frozen": "cyan", "state": "magenta", "unknown": "yellow"}
 STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
 
@@ -173,4 +173,4 @@ def render_text(
     return plain_text(summary_renderable(report, depth, show_tensors), width)
 
 
-__all__ = ["DEFAULT_DEPTH", "plain_text", "render_text", "summary_renderable"]
+__all__ = ["plain_text", "render_text", "summary_renderable"]

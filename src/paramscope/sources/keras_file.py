@@ -20,7 +20,7 @@ from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
 from paramscope.errors import InputError
 from paramscope.sources.hdf5_walk import hdf5_structure
 from paramscope.sources.keras_npz import WEIGHTS_MEMBER, npz_structure
-from paramscope.sources.sandbox import run_sandboxed
+from paramscope.sources.sandbox import Sandboxed
 from paramscope.specs.lookup import spec_for
 from paramscope.specs.spec import ANY_NAME
 
@@ -137,26 +137,36 @@ def _names_for(layer: RawLayer, config: LayerConfig | None) -> dict[str, tuple[s
     return names
 
 
-def read_keras(path: Path) -> Report:
+def _read_config(archive: zipfile.ZipFile, path: Path) -> tuple[LayerConfig, dict]:
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = {i.filename: i for i in archive.infolist()}
-            if members["config.json"].file_size > MAX_CONFIG_BYTES:
-                raise InputError(f"{path}: config.json is larger than paramscope reads")
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
+        if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+            raise InputError(f"{path}: config.json is larger than paramscope reads")
+        config = json.loads(archive.read("config.json"))
+        names = archive.namelist()
+        metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
     except (KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable .keras archive ({type(exc).__name__}: {exc})") from None
-    if "model.weights.h5" in members:
-        structure = run_sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path))
-    elif WEIGHTS_MEMBER in members:
-        with zipfile.ZipFile(path) as archive:
+    if not isinstance(config, dict) or not isinstance(metadata, dict):
+        raise InputError(f"{path}: config.json or metadata.json is not a JSON object")
+    return config_tree(config), metadata
+
+
+def read_keras(path: Path) -> Report:
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if "model.weights.h5" in names:
+            # started first: the child walks the HDF5 while this process parses config.json
+            with Sandboxed(hdf5_structure, str(path), "model.weights.h5", label=str(path)) as walk:
+                root_config, metadata = _read_config(archive, path)
+                structure = walk.result()
+        elif WEIGHTS_MEMBER in names:
+            root_config, metadata = _read_config(archive, path)
             structure = npz_structure(archive)
-        _name_layer_groups(structure, config_tree(config))
-    else:
-        raise InputError(f"{path}: a .keras archive without model.weights.h5 or model.weights.npz")
+            _name_layer_groups(structure, root_config)
+        else:
+            raise InputError(f"{path}: a .keras archive without model.weights.h5 or model.weights.npz")
     source = Source(kind="keras_file", framework_version=metadata.get("keras_version"), path=str(path))
-    return structure_report(structure, config_tree(config), source, path.name)
+    return structure_report(structure, root_config, source, path.name)
 
 
 def _snake_case(class_name: str) -> str:

@@ -17,9 +17,6 @@ import math
 import tokenize
 import zipfile
 
-import numpy as np
-from numpy.lib import format as npformat
-
 from paramscope.core.tree import join_path
 from paramscope.errors import InputError
 from paramscope.sources.limits import MAX_DIMS, MAX_PICKLE_BYTES, MAX_TENSORS, MAX_ZIP_MEMBERS
@@ -88,6 +85,8 @@ def _dtype_name(record: object) -> str | None:
     """The name of a pickled ``numpy.dtype(code, …)``, without calling anything from the file."""
     if not (isinstance(record, Call) and record.args and isinstance(record.args[0], str)):
         return None
+    import numpy as np
+
     try:
         return np.dtype(record.args[0]).name  # a type code string such as 'f4'
     except (TypeError, ValueError):
@@ -96,6 +95,8 @@ def _dtype_name(record: object) -> str | None:
 
 def npz_structure(archive: zipfile.ZipFile) -> dict:
     """Groups and datasets of the archive's ``model.weights.npz``, as ``hdf5_structure`` gives."""
+    from numpy.lib import format as npformat  # numpy only where this rare layout needs it
+
     groups: dict[str, dict] = {}
     datasets: list[dict] = []
     with archive.open(WEIGHTS_MEMBER) as stream, zipfile.ZipFile(stream) as weights:

@@ -32,28 +32,51 @@ def _child(connection, function, args) -> None:
         connection.close()
 
 
-def run_sandboxed(function, *args, label: str, timeout: float = CPU_SECONDS + 5):
-    """``function(*args)`` in a limited child process; its result, or an InputError.
+class Sandboxed:
+    """``function(*args)`` running in a limited child process, started at once so that the
+    caller can work while it runs; ``result()`` waits for it. Use it as a context manager:
+    leaving the block kills a child that is still running.
 
     Forks when this process runs no other thread (fast, and safe then); otherwise spawns.
     """
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    context = multiprocessing.get_context(method)
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, function, args), daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout):
-            raise InputError(f"{label}: parsing took longer than {timeout:.0f} s")
-        status, payload = receiver.recv()
-    except EOFError:
-        raise InputError(f"{label}: the HDF5 parser crashed on this file") from None
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-        receiver.close()
-    if status == "error":
-        raise InputError(f"{label}: {payload}")
-    return payload
+
+    def __init__(self, function, *args, label: str, timeout: float = CPU_SECONDS + 5) -> None:
+        self._label, self._timeout = label, timeout
+        method = "fork" if threading.active_count() == 1 else "spawn"
+        context = multiprocessing.get_context(method)
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_child, args=(sender, function, args), daemon=True)
+        self._process.start()
+        sender.close()
+
+    def __enter__(self) -> Sandboxed:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        self._receiver.close()
+
+    def result(self):
+        """The child's result, or an InputError."""
+        try:
+            if not self._receiver.poll(self._timeout):
+                raise InputError(f"{self._label}: parsing took longer than {self._timeout:.0f} s")
+            status, payload = self._receiver.recv()
+        except EOFError:
+            raise InputError(f"{self._label}: the HDF5 parser crashed on this file") from None
+        finally:
+            self._stop()
+        if status == "error":
+            raise InputError(f"{self._label}: {payload}")
+        return payload
+
+
+def run_sandboxed(function, *args, label: str, timeout: float = CPU_SECONDS + 5):
+    """``function(*args)`` in a limited child process; its result, or an InputError."""
+    with Sandboxed(function, *args, label=label, timeout=timeout) as call:
+        return call.result()
