@@ -6,7 +6,7 @@ counted once even when tied, with the framework's own totals reconciled. Importi
 package imports no deep-learning framework.
 """
 
-from paramscope.api import explain, freeze, inspect, lint
+from paramscope.api import audit, explain, freeze, inspect, lint
 from paramscope.core import Node, Report, Role, Tensor
 from paramscope.errors import InputError, ParamscopeError
 
@@ -19,6 +19,7 @@ __all__ = [
     "Report",
     "Role",
     "Tensor",
+    "audit",
     "explain",
     "freeze",
     "inspect",

@@ -104,3 +104,111 @@ def lint(model: object, **factory_args: object):
     report, target = _load_report(model, factory_args)
     roles = {tensor.path: tensor.role for tensor in report.tensors()}
     return report, run_rules(LintContext(report, roles, optimizer=target.optimizer if target else None))
+
+
+def audit(
+    model: object,
+    optimizer: object | None = None,
+    inputs: object | None = None,
+    loss: object | None = None,
+    steps: int = 2,
+    *,
+    freeze: list[str] | tuple[str, ...] = (),
+    unfreeze: list[str] | tuple[str, ...] = (),
+    rules: list[tuple[str, str]] | None = None,
+    optimizer_name: str | None = None,
+    lr: float | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    **factory_args: object,
+):
+    """Prove a freeze: run ``steps`` real training steps, diff every tensor, restore all.
+
+    Frozen tensors must stay bit-identical, trainable ones must move; state inside a frozen
+    part must not drift. Findings carry PITFALLS.md rule ids and a root-cause guess.
+    ``optimizer``/``inputs``/``loss`` default to the factory's (or, for a compiled Keras
+    model, its compiled optimizer and loss); otherwise a fresh optimizer (``optimizer_name``,
+    ``lr``) over the trainable weights, inputs synthesized from the model (``input_shape``),
+    and the mean square of the outputs. ``freeze``/``unfreeze``/``rules`` apply a freeze plan
+    first, as the user would. Afterwards the model, its modes, flags and optimizer are
+    bit-identical to before (``Audit.restored`` says it was checked).
+    """
+    from paramscope.ops.audit import run_audit
+    from paramscope.ops.freeze import apply_plan, parse_rules, plan_freeze
+
+    target = _audit_target(model, factory_args)
+    optimizer = optimizer if optimizer is not None else target.optimizer
+    inputs = inputs if inputs is not None else target.example_inputs
+    loss = loss if loss is not None else target.loss
+    flags = _trainable_flags(target)
+    report = inspect_live(target.model, target.kind)
+    roles_before = {tensor.path: tensor.role for tensor in report.tensors()}
+    try:
+        if freeze or unfreeze or rules:
+            report = apply_plan(plan_freeze(report, parse_rules(freeze, unfreeze, rules)))
+        if target.kind == "torch":
+            from paramscope.ops.audit_torch import TorchAudit
+
+            driver = TorchAudit(
+                target.model,
+                report.origins,
+                optimizer,
+                inputs,
+                loss,
+                optimizer_name=optimizer_name,
+                lr=lr,
+                input_shape=input_shape,
+            )
+        else:
+            from paramscope.ops.audit_keras import KerasAudit
+
+            driver = KerasAudit(
+                target.model,
+                report.origins,
+                target.kind,
+                optimizer,
+                inputs,
+                loss,
+                optimizer_name=optimizer_name,
+                lr=lr,
+                input_shape=input_shape,
+            )
+        result = run_audit(report, driver, steps, "torch" if target.kind == "torch" else "keras")
+    finally:
+        _restore_flags(flags)
+    roles_after = {tensor.path: tensor.role for tensor in inspect_live(target.model, target.kind).tensors()}
+    result.restored &= roles_after == roles_before
+    return result
+
+
+def _audit_target(model: object, factory_args: dict) -> Target:
+    """A live model to train: an object, a reference, or a .keras/.h5 file loaded by Keras
+    itself (safe mode: Lambda layers refused). A weights-only checkpoint has no forward."""
+    if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
+        path = os.fspath(model)
+        if not path.endswith((".keras", ".h5")):
+            raise InputError(f"{path}: audit needs a model it can run; pass a module:factory reference")
+        import keras
+
+        try:
+            loaded = keras.saving.load_model(path)
+        except Exception as exc:
+            raise InputError(
+                f"{path}: Keras could not load it ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from None
+        return as_target(loaded, path)
+    return load(model, **factory_args)
+
+
+def _trainable_flags(target: Target) -> list[tuple[object, str, bool]]:
+    """Every flag a freeze plan can change, outermost first (Keras sets children from parents)."""
+    if target.kind == "torch":
+        return [(p, "requires_grad", p.requires_grad) for p in target.model.parameters()]
+    return [(layer, "trainable", layer.trainable) for layer in target.model._flatten_layers()]
+
+
+def _restore_flags(flags: list[tuple[object, str, bool]]) -> None:
+    for obj, attribute, value in flags:
+        if attribute == "requires_grad":
+            obj.requires_grad_(value)
+        else:
+            setattr(obj, attribute, value)

@@ -243,6 +243,9 @@ class Report:
     # Paths of the layers whose `trainable` flag changed since compile() (Keras); None when
     # the model is not compiled.
     changed_since_compile: list[str] | None = None
+    # Tensor path -> the live framework object it was read from (live models only): what an
+    # operation that needs values (audit) reads and restores. Never serialised.
+    origins: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
     totals: dict[str, RoleTotals] = field(init=False)
     # Totals and training status of every subtree (keyed by id(node)), computed once: the
     # renderers need them for every row, and the report's own totals are the root's.

@@ -77,6 +77,10 @@ class TreeBuilder:
             persistent=persistent,
         )
 
+    def origins(self) -> dict[str, object]:
+        """Owner path -> the object it was read from, for every distinct tensor seen."""
+        return {path: obj for obj, path in zip(self._keep_alive, self._owner_path.values(), strict=True)}
+
     def path_of(self, obj: object) -> str | None:
         """The owner path of an object already seen, else None."""
         return self._owner_path.get(id(obj))

@@ -42,6 +42,7 @@ def inspect_keras(model) -> Report:
         metrics=_metrics_group(model, builder),
         warnings=unbuilt_warning([layer.name for layer in model._flatten_layers() if not layer.built]),
         changed_since_compile=changed_since_compile(model, paths),
+        origins=builder.origins(),
     )
 
 

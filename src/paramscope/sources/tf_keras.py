@@ -44,6 +44,7 @@ def inspect_tf_keras(model) -> Report:
         root=root,
         warnings=unbuilt_warning([layer.name for layer in model._flatten_layers() if not layer.built]),
         changed_since_compile=changed_since_compile(model, paths),
+        origins=builder.origins(),
     )
     collected = getattr(model, "_collected_trainable_weights", None)
     if collected is not None:

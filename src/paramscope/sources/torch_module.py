@@ -105,4 +105,5 @@ def inspect_torch(module) -> Report:
         root=root,
         warnings=warnings,
         framework_undercount=undercount,
+        origins=builder.origins(),
     )

@@ -1,0 +1,365 @@
+"""audit: prove a freeze by doing what training does, then diffing every tensor.
+
+A driver per framework (``audit_torch``, ``audit_keras``) snapshots everything a training
+step can touch (weights, state, gradients, optimizer state, RNG, modes), runs the model's
+real train step ``steps`` times, reports what changed, restores the snapshot and proves the
+restore bit-exact. This module holds what is framework-neutral: the verdict per tensor and
+the findings (PITFALLS.md rule ids) with a root-cause guess the driver supports with facts.
+
+Expected behaviour by role: a trainable tensor must change, a frozen one must not; state
+(BatchNorm statistics, buffers) may change, except inside a part of the model that is frozen
+entirely, where it means the part still runs in training mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paramscope.core.report import Node, Report, Role
+from paramscope.errors import InputError
+from paramscope.pitfalls.context import Finding
+
+
+@dataclass
+class Observation:
+    """What the driver saw of one tensor across the steps."""
+
+    changed: bool
+    max_abs_delta: float
+
+
+@dataclass
+class Verdict:
+    path: str
+    role: Role
+    dtype: str
+    changed: bool
+    max_abs_delta: float
+    frozen_part: bool  # state inside a part of the model with no trainable tensor
+
+    @property
+    def ok(self) -> bool:
+        if self.role is Role.TRAINABLE:
+            return self.changed
+        if self.role is Role.FROZEN:
+            return not self.changed
+        return not (self.changed and self.frozen_part)
+
+    @property
+    def expected(self) -> str:
+        if self.role is Role.TRAINABLE:
+            return "changes"
+        if self.role is Role.FROZEN or self.frozen_part:
+            return "unchanged"
+        return "may change"
+
+
+@dataclass
+class StepFacts:
+    """Evidence the driver gathered for root causes (tensor paths unless said otherwise)."""
+
+    no_gradient: set[str] = field(default_factory=set)  # trainable, and no gradient reached it
+    not_in_optimizer: set[str] = field(default_factory=set)  # trainable, in no param group
+    zero_learning_rate: set[str] = field(default_factory=set)
+    weight_decay: set[str] = field(default_factory=set)  # frozen, in a group with weight decay > 0
+    stale_gradient: set[str] = field(default_factory=set)  # frozen, holding a (zero) gradient
+    optimizer_state: set[str] = field(default_factory=set)  # frozen, with optimizer state
+    train_mode: set[str] = field(default_factory=set)  # state whose module is in train mode
+    stale_compile: list[str] | None = None  # layers whose flag changed since compile()
+    step_error: str | None = None  # the train step raised this
+
+
+@dataclass
+class Audit:
+    report: Report  # the model as audited (flags as the user set them)
+    verdicts: list[Verdict]
+    findings: list[Finding]
+    restored: bool
+    steps: int
+    optimizer: str
+    loss: str
+    inputs: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def changed(self) -> list[str]:
+        return [v.path for v in self.verdicts if v.changed]
+
+    @property
+    def unchanged(self) -> list[str]:
+        return [v.path for v in self.verdicts if not v.changed]
+
+
+def frozen_parts(report: Report) -> set[str]:
+    """Paths of the nodes whose own tensors sit in a part with nothing trainable: the node, or
+    for a node without learnable tensors (a BatchNorm without affine), its parent."""
+    frozen: set[str] = set()
+
+    def visit(node: Node, parent_status: str) -> None:
+        status = node.training_status()
+        effective = parent_status if status == "—" else status
+        if effective == "N":
+            frozen.add(node.path)
+        for child in node.children:
+            visit(child, effective)
+
+    visit(report.root, report.root.training_status())
+    return frozen
+
+
+def verdicts_of(report: Report, observed: dict[str, Observation]) -> list[Verdict]:
+    frozen = frozen_parts(report)
+    verdicts = []
+    for node in report.root.walk():
+        for tensor in node.tensors:
+            if tensor.shared_with is not None or tensor.path not in observed:
+                continue
+            seen = observed[tensor.path]
+            verdicts.append(
+                Verdict(
+                    tensor.path,
+                    tensor.role,
+                    tensor.dtype,
+                    seen.changed,
+                    seen.max_abs_delta,
+                    tensor.role is Role.STATE and node.path in frozen,
+                )
+            )
+    return verdicts
+
+
+def _finding(rule: str, tensors: list[str], message: str, fix: str, reference: str = "") -> Finding:
+    return Finding(rule, "error", message, fix, reference, tuple(tensors))
+
+
+def _listing(paths: list[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return f"{shown}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
+
+
+def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> list[Finding]:
+    """Contradictions between the roles and what the step did, grouped by their likely cause."""
+    if facts.step_error is not None:
+        rule = "stale-compile" if facts.stale_compile else "train-step-failed"
+        fix = (
+            "call compile() again after changing trainable flags"
+            if facts.stale_compile
+            else ("make one training step of the model work, then audit again")
+        )
+        return [_finding(rule, [], f"the train step raised: {facts.step_error}", fix)]
+    found: list[Finding] = []
+    frozen_moved = [v.path for v in verdicts if v.role is Role.FROZEN and v.changed]
+    stuck = [v.path for v in verdicts if v.role is Role.TRAINABLE and not v.changed]
+    drifting = [v.path for v in verdicts if v.role is Role.STATE and v.changed and v.frozen_part]
+    dtypes = {v.path: v.dtype for v in verdicts}
+    if facts.stale_compile and (frozen_moved or stuck):
+        found.append(
+            _finding(
+                "stale-compile",
+                frozen_moved + stuck,
+                f"trainable flags changed since compile() ({_listing(facts.stale_compile)}); the compiled "
+                f"train step {'updated frozen tensors' if frozen_moved else 'left trainable tensors alone'}: "
+                f"{_listing(frozen_moved + stuck)}",
+                "call model.compile(...) again after changing trainable flags",
+                "keras#6405, keras#9157",
+            )
+        )
+        frozen_moved, stuck = [], []
+    if frozen_moved:
+        found += _frozen_causes(frozen_moved, facts, framework)
+    if stuck:
+        found += _stuck_causes(stuck, facts, dtypes)
+    if drifting:
+        found.append(
+            _finding(
+                "frozen-bn-train-mode",
+                drifting,
+                f"state inside a frozen part changed: {_listing(drifting)} — the layer still runs "
+                "in training mode and updates its statistics",
+                "put the frozen BatchNorm modules in eval() after every model.train() (or use "
+                "FrozenBatchNorm)"
+                if framework == "torch"
+                else "call the frozen base with training=False",
+                "pytorch#66073" if framework == "torch" else "keras#18092",
+            )
+        )
+    return found
+
+
+def _frozen_causes(paths: list[str], facts: StepFacts, framework: str) -> list[Finding]:
+    explained = [p for p in paths if p in facts.weight_decay | facts.stale_gradient | facts.optimizer_state]
+    found = []
+    if explained:
+        reasons = []
+        if facts.weight_decay & set(explained):
+            reasons.append("weight decay applies to them")
+        if facts.stale_gradient & set(explained):
+            reasons.append("they hold zero (not None) gradients, so the optimizer steps them")
+        if facts.optimizer_state & set(explained):
+            reasons.append("momentum or moments from before the freeze keep moving them")
+        found.append(
+            _finding(
+                "frozen-in-optimizer",
+                explained,
+                f"frozen parameters changed though requires_grad=False: {_listing(explained)}; they are "
+                f"in the optimizer and {'; '.join(reasons)}",
+                "build the optimizer from trainable parameters only, and set p.grad = None when freezing",
+                "moco#14, pytorch#38581",
+            )
+        )
+    other = [p for p in paths if p not in explained]
+    if other:
+        found.append(
+            _finding(
+                "frozen-changed",
+                other,
+                f"frozen tensors changed in the train step: {_listing(other)}",
+                "check what writes to them outside the optimizer (in-place updates in forward, "
+                "a custom train_step)",
+            )
+        )
+    return found
+
+
+def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) -> list[Finding]:
+    causes = [
+        (
+            "trainable-not-in-optimizer",
+            facts.not_in_optimizer,
+            "trainable but in no optimizer param group (unfrozen after the optimizer was built?)",
+            "re-create the optimizer, or optimizer.add_param_group(...) after unfreezing",
+            "fastai#2133",
+        ),
+        (
+            "no-grad-path",
+            facts.no_gradient,
+            "trainable but no gradient reached them (no_grad, detach, or unused by the loss)",
+            "remove the torch.no_grad()/detach() on their path; use_reentrant=False for checkpointing",
+            "transformers#21381",
+        ),
+        (
+            "zero-learning-rate",
+            facts.zero_learning_rate,
+            "trainable but their optimizer group's learning rate is 0",
+            "give the group a learning rate (or check the scheduler's warm-up)",
+            "",
+        ),
+    ]
+    found, left = [], list(paths)
+    for rule, evidence, why, fix, reference in causes:
+        hit = [p for p in left if p in evidence]
+        if hit:
+            found.append(_finding(rule, hit, f"{_listing(hit)}: {why}; they did not change", fix, reference))
+            left = [p for p in left if p not in evidence]
+    rounded = [p for p in left if dtypes.get(p) in ("bfloat16", "float16")]
+    if rounded:
+        found.append(
+            _finding(
+                "bf16-rounding",
+                rounded,
+                f"16-bit trainable tensors did not change: {_listing(rounded)}; updates below half "
+                "an ulp round away",
+                "audit with a larger --lr, or keep float32 master weights",
+            )
+        )
+        left = [p for p in left if p not in rounded]
+    if left:
+        found.append(
+            _finding(
+                "trainable-unchanged",
+                left,
+                f"trainable tensors did not change in the train step: {_listing(left)}",
+                "check that the loss depends on them and that the optimizer updates them",
+            )
+        )
+    return found
+
+
+LOSS_SCALE_RETRIES = 5  # extra steps while a loss-scaled optimizer skips its updates
+
+
+def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
+    """Snapshot, ``steps`` real train steps, diff, restore, prove the restore; then judge.
+
+    A train step that raises is a finding when the flags changed since compile (Keras then
+    fails on variables its optimizer never saw), otherwise a bad input (the synthesized
+    inputs or loss did not fit the model).
+    """
+    if steps < 1:
+        raise InputError("--steps must be at least 1")
+    driver.snapshot()
+    facts: StepFacts
+    observed: dict[str, Observation] = {}
+    notes: list[str] = []
+    error: Exception | None = None
+    try:
+        try:
+            for _ in range(steps):
+                driver.step()
+            observed = driver.observe()
+            retries = 0
+            while (
+                getattr(driver, "loss_scaled", False)
+                and retries < LOSS_SCALE_RETRIES
+                and _stuck(report, observed)
+            ):
+                driver.step()
+                observed, retries = driver.observe(), retries + 1
+            if retries:
+                notes.append(
+                    f"the loss-scaled optimizer skipped steps; retried {retries} more before judging"
+                )
+        except InputError:
+            raise
+        except Exception as exc:  # the user's model or optimizer failed inside the step
+            error = exc
+    finally:
+        driver.restore()
+    restored = driver.restored_exactly()
+    facts = driver.gather_facts()
+    facts.stale_compile = report.changed_since_compile or None
+    if error is not None:
+        if not facts.stale_compile:
+            raise InputError(
+                f"the train step failed ({type(error).__name__}: {str(error)[:200]}); check --input-shape "
+                "or the factory's example_inputs and loss"
+            ) from error
+        facts.step_error = f"{type(error).__name__}: {str(error)[:300]}"
+    verdicts = verdicts_of(report, observed) if error is None else []
+    findings = findings_of(verdicts, facts, framework)
+    if facts.stale_compile and not any(f.rule == "stale-compile" for f in findings):
+        notes.append(
+            "trainable flags changed since compile(); on this backend the compiled step followed "
+            "the current flags (other backends fail or train the old set: recompile)"
+        )
+    if not restored:
+        findings.append(
+            _finding(
+                "restore-failed",
+                [],
+                "the model could not be restored bit-exactly after the audit",
+                "report this as a paramscope bug; reload the model before training",
+            )
+        )
+    return Audit(
+        report=report,
+        verdicts=verdicts,
+        findings=findings,
+        restored=restored,
+        steps=steps,
+        optimizer=driver.optimizer_label,
+        loss=driver.loss_label,
+        inputs=driver.inputs_label,
+        notes=notes,
+    )
+
+
+def _stuck(report: Report, observed: dict[str, Observation]) -> bool:
+    return any(
+        t.role is Role.TRAINABLE and t.path in observed and not observed[t.path].changed
+        for t in report.tensors()
+    )
