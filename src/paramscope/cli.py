@@ -253,6 +253,77 @@ def freeze(
     show(fmt, output, lambda: freeze_renderable(plan), lambda: FREEZE_RENDERERS[fmt](plan))
 
 
+def _input_shape(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in value.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected integers such as 2,3,32,32") from None
+    if not shape or min(shape) < 1:
+        raise click.BadParameter(f"{value!r}: expected positive integers such as 2,3,32,32")
+    return shape
+
+
+@cli.command(cls=OrderedRulesCommand)
+@model_arguments
+@click.option(
+    "--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Freeze these first (repeatable)."
+)
+@click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Unfreeze these first (repeatable).")
+@click.option(
+    "--optimizer",
+    "optimizer_name",
+    metavar="NAME",
+    help="Build this optimizer (sgd, adam, adamw…) instead of the model's.",
+)
+@click.option("--lr", type=float, help="Learning rate of the optimizer built by --optimizer (or by default).")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=2, show_default=True, help="Training steps to take."
+)
+@click.option(
+    "--input-shape", callback=_input_shape, metavar="SHAPE", help="Input shape with batch, e.g. 2,3,32,32."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def audit(
+    model: str,
+    factory_args: tuple[str, ...],
+    freeze_: tuple[str, ...],
+    unfreeze: tuple[str, ...],
+    optimizer_name: str | None,
+    lr: float | None,
+    steps: int,
+    input_shape: tuple[int, ...] | None,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Prove a freeze: take real training steps, diff every tensor, restore everything.
+
+    Frozen tensors must stay bit-identical and trainable ones must move; findings name the
+    pitfall and its fix. Exits 1 when the step contradicts the roles (for CI).
+    """
+    from paramscope.api import audit as audit_model
+    from paramscope.render.audit import AUDIT_RENDERERS, audit_renderable
+    from paramscope.sources.reference import parse_factory_args
+
+    values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
+    rules = [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
+    result = audit_model(
+        model,
+        steps=steps,
+        rules=rules or None,
+        optimizer_name=optimizer_name,
+        lr=lr,
+        input_shape=input_shape,
+        **parse_factory_args(factory_args),
+    )
+    show(fmt, output, lambda: audit_renderable(result), lambda: AUDIT_RENDERERS[fmt](result))
+    if result.failed:
+        sys.exit(1)
+
+
 @cli.command()
 @model_arguments
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -47,11 +47,12 @@ class Verdict:
 
     @property
     def expected(self) -> str:
+        """`changed`, `unchanged` or `either` (state outside frozen parts, unknown roles)."""
         if self.role is Role.TRAINABLE:
-            return "changes"
-        if self.role is Role.FROZEN or self.frozen_part:
+            return "changed"
+        if self.role is Role.FROZEN or (self.role is Role.STATE and self.frozen_part):
             return "unchanged"
-        return "may change"
+        return "either"
 
 
 @dataclass

@@ -129,7 +129,7 @@ class KerasAudit:
                 else f"{type(self.optimizer).__name__}(learning_rate={self._lr(lr)}), fresh"
             )
             self.loss_label = (
-                getattr(loss, "__name__", "given loss") if loss else "mean square of the outputs"
+                getattr(loss, "__name__", "given loss") if loss else "mean squared error to random targets"
             )
 
     # setup ---------------------------------------------------------------------------------
@@ -247,7 +247,10 @@ class KerasAudit:
             raise InputError("the model's outputs hold no floating tensor to take a loss of")
         total = 0.0
         for output in floating:
-            total = total + ops.mean(ops.square(ops.cast(output, "float32")))
+            # fixed random targets: an untrained deep CNN's outputs are ~1e-11, their square's
+            # gradient would be too small to move anything
+            target = np.random.default_rng(1).random(tuple(output.shape), dtype=np.float32)
+            total = total + ops.mean(ops.square(ops.cast(output, "float32") - ops.convert_to_tensor(target)))
         return total
 
     def _ops(self):
@@ -256,7 +259,7 @@ class KerasAudit:
 
             class _TF:
                 mean, square = staticmethod(tf.reduce_mean), staticmethod(tf.square)
-                cast = staticmethod(tf.cast)
+                cast, convert_to_tensor = staticmethod(tf.cast), staticmethod(tf.convert_to_tensor)
 
             return _TF
         return self.keras.ops

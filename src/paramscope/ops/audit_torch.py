@@ -62,7 +62,7 @@ def default_inputs(model, shape: tuple[int, ...] | None):
 
 
 def simple_loss(outputs):
-    """The mean square of every floating output: depends on every output, never constant."""
+    """Mean squared error of every floating output against fixed random targets."""
     import torch
 
     if isinstance(outputs, torch.Tensor):
@@ -73,10 +73,19 @@ def simple_loss(outputs):
         found = [v for v in outputs if isinstance(v, torch.Tensor)]
     else:
         found = [v for v in vars(outputs).values() if isinstance(v, torch.Tensor)]  # ModelOutput-like
-    floating = [o for o in found if o.dtype.is_floating_point and o.requires_grad]
+    floating = [o for o in found if o.dtype.is_floating_point]
     if not floating:
-        raise InputError("the model's outputs hold no floating tensor that needs a gradient")
-    return sum(o.float().square().mean() for o in floating)
+        raise InputError("the model's outputs hold no floating tensor to take a loss of")
+    return sum((o.float() - _target(o)).square().mean() for o in floating)
+
+
+def _target(output):
+    """Fixed random targets: the loss's gradient at the outputs is of order one even where an
+    untrained network's outputs are vanishingly small (a fresh deep CNN's are ~1e-11)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(output.shape, generator=generator).to(output.device)
 
 
 class TorchAudit:
@@ -98,7 +107,7 @@ class TorchAudit:
         self.inputs = inputs if inputs is not None else default_inputs(model, input_shape)
         self.loss = loss or simple_loss
         self.loss_label = (
-            getattr(loss, "__name__", type(loss).__name__) if loss else "mean square of the outputs"
+            getattr(loss, "__name__", type(loss).__name__) if loss else "mean squared error to random targets"
         )
         if optimizer_name is not None or optimizer is None:
             name = (optimizer_name or "sgd").lower()
@@ -107,7 +116,9 @@ class TorchAudit:
             trainable = [p for p in model.parameters() if p.requires_grad]
             if not trainable:
                 raise InputError("nothing to train: no parameter has requires_grad=True")
-            optimizer = getattr(torch.optim, OPTIMIZERS[name])(trainable, lr=lr if lr is not None else 0.01)
+            if lr is None:  # 16-bit weights round small updates away: a larger step shows them
+                lr = 0.1 if any(p.dtype in (torch.float16, torch.bfloat16) for p in trainable) else 0.01
+            optimizer = getattr(torch.optim, OPTIMIZERS[name])(trainable, lr=lr)
             self.optimizer_label = (
                 f"{OPTIMIZERS[name]}(lr={optimizer.param_groups[0]['lr']}) over the trainable parameters"
             )
@@ -207,7 +218,8 @@ class TorchAudit:
         with torch.enable_grad():
             outputs = self.model(**self.inputs) if isinstance(self.inputs, dict) else self.model(*self.inputs)
             loss = self.loss(outputs)
-            loss.backward()
+            if loss.requires_grad:  # else no trainable tensor is on the loss's path at all
+                loss.backward()
         for path, param in self.parameters.items():
             if param.requires_grad and (param.grad is None or not bool(param.grad.abs().sum())):
                 self.facts.no_gradient.add(path)

@@ -79,7 +79,8 @@ def findings_renderables(findings) -> list[RenderableType]:
                 finding.message,
             )
         )
-        parts.append(Text(f"  fix: {finding.fix}  ({finding.reference})", style="dim"))
+        reference = f"  ({finding.reference})" if finding.reference else ""
+        parts.append(Text(f"  fix: {finding.fix}{reference}", style="dim"))
     return parts
 
 
