@@ -33,6 +33,8 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/files.py
+	$(BIN)/python benchmarks/audit.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

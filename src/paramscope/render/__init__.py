@@ -21,4 +21,12 @@ def renderer(fmt: str):
     return getattr(import_module(module), name)
 
 
-__all__ = ["DEFAULT_DEPTH", "renderer"]
+def __getattr__(name: str):
+    """``from paramscope.render import render_text`` (and json, markdown), imported on use."""
+    for fmt, (_module, function) in _RENDERERS.items():
+        if name == function:
+            return renderer(fmt)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_DEPTH", "render_json", "render_markdown", "render_text", "renderer"]
