@@ -14,28 +14,24 @@ model (torch backend), both with a frozen base. Best of several repeats. Run wit
 from __future__ import annotations
 
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import torch
+from run import best as best_of  # benchmarks/ is the script's folder
 from torch import nn
 
 import paramscope
+from paramscope.ops.audit import TrainingSetup
 from paramscope.ops.audit_keras import KerasAudit
 from paramscope.ops.audit_torch import TorchAudit
 
 REPEATS = 5
 
 
-def best(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best(fn) -> float:
+    return best_of(fn, REPEATS)
 
 
 def cnn() -> nn.Module:
@@ -78,7 +74,7 @@ def torch_rows(optimizer_name: str) -> tuple[float, float, float]:
     step = best(plain_step)
     audit = best(lambda: paramscope.audit(model, optimizer=optimizer, inputs=inputs, steps=1))
     report = paramscope.inspect(model)
-    driver = TorchAudit(model, report.origins, optimizer, inputs)
+    driver = TorchAudit(model, report.origins, TrainingSetup(optimizer, inputs))
     driver.snapshot()
     held = nbytes(driver.values) + nbytes(driver.grads) + nbytes(driver.optimizer_state)
     model_bytes = sum(t.numel() * t.element_size() for t in report.origins.values())
@@ -97,7 +93,7 @@ def keras_rows() -> tuple[float, float, float]:
     step = best(lambda: model.train_on_batch(x, y))
     audit = best(lambda: paramscope.audit(model, inputs=x, steps=1))
     report = paramscope.inspect(model)
-    driver = KerasAudit(model, report.origins, "keras", inputs=x)
+    driver = KerasAudit(model, report.origins, "keras", TrainingSetup(inputs=x))
     driver.snapshot()
     held = nbytes(driver.values) + nbytes(driver.extra_values)
     model_bytes = sum(t.bytes for t in report.tensors() if t.shared_with is None)

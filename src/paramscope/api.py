@@ -132,7 +132,7 @@ def audit(
     first, as the user would. Afterwards the model, its modes, flags and optimizer are
     bit-identical to before (``Audit.restored`` says it was checked).
     """
-    from paramscope.ops.audit import run_audit
+    from paramscope.ops.audit import TrainingSetup, run_audit
     from paramscope.ops.freeze import apply_plan, parse_rules, plan_freeze
 
     target = _audit_target(model, factory_args)
@@ -145,33 +145,15 @@ def audit(
     try:
         if freeze or unfreeze or rules:
             report = apply_plan(plan_freeze(report, parse_rules(freeze, unfreeze, rules)))
+        setup = TrainingSetup(optimizer, inputs, loss, optimizer_name, lr, input_shape)
         if target.kind == "torch":
             from paramscope.ops.audit_torch import TorchAudit
 
-            driver = TorchAudit(
-                target.model,
-                report.origins,
-                optimizer,
-                inputs,
-                loss,
-                optimizer_name=optimizer_name,
-                lr=lr,
-                input_shape=input_shape,
-            )
+            driver = TorchAudit(target.model, report.origins, setup)
         else:
             from paramscope.ops.audit_keras import KerasAudit
 
-            driver = KerasAudit(
-                target.model,
-                report.origins,
-                target.kind,
-                optimizer,
-                inputs,
-                loss,
-                optimizer_name=optimizer_name,
-                lr=lr,
-                input_shape=input_shape,
-            )
+            driver = KerasAudit(target.model, report.origins, target.kind, setup)
         result = run_audit(report, driver, steps, "torch" if target.kind == "torch" else "keras")
     finally:
         _restore_flags(flags)

@@ -141,3 +141,13 @@ def test_cli_audit_of_a_keras_file(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Audit passed." in result.stdout
+
+
+def test_base_frozen_after_compile_before_any_fit() -> None:
+    """No train step traced and no optimizer built yet: every backend trains the current set,
+    and the audit still says the flags changed since compile()."""
+    model, base = small(compiled=True)
+    base.trainable = False
+    result = audited(model)
+    assert result.findings == [] and result.changed == ["head/kernel", "head/bias"]
+    assert "changed since compile()" in result.notes[0]

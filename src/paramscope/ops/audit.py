@@ -56,6 +56,18 @@ class Verdict:
 
 
 @dataclass
+class TrainingSetup:
+    """What the audit trains with; None leaves it to the driver's default."""
+
+    optimizer: object | None = None
+    inputs: object | None = None
+    loss: object | None = None
+    optimizer_name: str | None = None  # build this optimizer instead of the model's
+    lr: float | None = None
+    input_shape: tuple[int, ...] | None = None
+
+
+@dataclass
 class StepFacts:
     """Evidence the driver gathered for root causes (tensor paths unless said otherwise)."""
 

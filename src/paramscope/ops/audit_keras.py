@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts
+from paramscope.ops.audit import Observation, StepFacts, TrainingSetup
 
 SIXTEEN_BIT = ("float16", "bfloat16")
 
@@ -92,19 +92,9 @@ def _targets(model, x):
 
 
 class KerasAudit:
-    def __init__(
-        self,
-        model,
-        tensors: dict[str, object],
-        generation: str,
-        optimizer=None,
-        inputs=None,
-        loss=None,
-        *,
-        optimizer_name: str | None = None,
-        lr: float | None = None,
-        input_shape=None,
-    ) -> None:
+    def __init__(self, model, tensors: dict[str, object], generation: str, setup: TrainingSetup) -> None:
+        optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
+        optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
         self.model, self.tensors, self.generation = model, tensors, generation
         self.keras = self._module()
         self.x = inputs if inputs is not None else synthetic_inputs(model, input_shape)

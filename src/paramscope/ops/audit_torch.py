@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts
+from paramscope.ops.audit import Observation, StepFacts, TrainingSetup
 
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 
@@ -89,20 +89,11 @@ def _target(output):
 
 
 class TorchAudit:
-    def __init__(
-        self,
-        model,
-        tensors: dict[str, object],
-        optimizer=None,
-        inputs=None,
-        loss=None,
-        *,
-        optimizer_name: str | None = None,
-        lr: float | None = None,
-        input_shape=None,
-    ) -> None:
+    def __init__(self, model, tensors: dict[str, object], setup: TrainingSetup) -> None:
         import torch
 
+        optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
+        optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
         self.model, self.tensors = model, tensors
         self.inputs = inputs if inputs is not None else default_inputs(model, input_shape)
         self.loss = loss or simple_loss
