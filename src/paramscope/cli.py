@@ -208,6 +208,12 @@ class OrderedRulesCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
+def ordered_rules(freeze_: tuple[str, ...], unfreeze: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (action, selector) rules in the order they were typed (see OrderedRulesCommand)."""
+    values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
+    return [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
+
+
 @cli.command(cls=OrderedRulesCommand)
 @model_arguments
 @click.option("--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Layers to freeze (repeatable).")
@@ -243,8 +249,7 @@ def freeze(
     from paramscope.render.freeze import FREEZE_RENDERERS, freeze_renderable
     from paramscope.sources.reference import parse_factory_args
 
-    values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
-    rules = [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
+    rules = ordered_rules(freeze_, unfreeze)
     plan = plan_model(model, rules=rules, **parse_factory_args(factory_args))
     if out:
         from paramscope.ops.freeze_out import write_plan
@@ -308,8 +313,7 @@ def audit(
     from paramscope.render.audit import AUDIT_RENDERERS, audit_renderable
     from paramscope.sources.reference import parse_factory_args
 
-    values = {"freeze": list(freeze_), "unfreeze": list(unfreeze)}
-    rules = [(action, values[action].pop(0)) for action in click.get_current_context().meta["rule_order"]]
+    rules = ordered_rules(freeze_, unfreeze)
     result = audit_model(
         model,
         steps=steps,

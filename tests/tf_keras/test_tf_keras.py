@@ -51,7 +51,8 @@ def test_seed_transfer_numbers() -> None:
     assert (report.totals["trainable"].tensors, report.totals["trainable"].params) == (2, 29_463)
 
 
-def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
+def reenabled_under_frozen_parent():
+    """A frozen base whose last Dense is set trainable again afterwards."""
     base = tf_keras.Sequential(
         [tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"), tf_keras.layers.Dense(2, name="b")],
         name="base",
@@ -60,6 +61,11 @@ def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
     base.trainable = False
     base.get_layer("b").trainable = True
+    return model
+
+
+def test_sublayer_reenabled_under_frozen_parent_stays_frozen() -> None:
+    model = reenabled_under_frozen_parent()
     report = paramscope.inspect(model)
     roles = {t.path: t.role for t in report.tensors()}
     assert roles["base/b/kernel"] is Role.FROZEN  # per-parent semantics
@@ -174,13 +180,6 @@ def test_freeze_simulation_equals_applying(rules) -> None:
 
 
 def test_frozen_parent_override_tf_keras_stays_frozen() -> None:
-    base = tf_keras.Sequential(
-        [tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="a"), tf_keras.layers.Dense(2, name="b")],
-        name="base",
-    )
-    inputs = tf_keras.Input((4,))
-    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(base(inputs)))
-    base.trainable = False
-    base.get_layer("b").trainable = True
+    model = reenabled_under_frozen_parent()
     (finding,) = [f for f in paramscope.lint(model)[1] if f.rule == "frozen-parent-override"]
     assert finding.severity == "warning" and "tf.keras keeps them frozen" in finding.message

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paramscope.core.dtypes import normalize_dtype
 from paramscope.core.report import Node, Report, Role
 from paramscope.errors import InputError
 from paramscope.pitfalls.context import Finding
@@ -39,11 +40,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        if self.role is Role.TRAINABLE:
-            return self.changed
-        if self.role is Role.FROZEN:
-            return not self.changed
-        return not (self.changed and self.frozen_part)
+        return self.expected == "either" or self.changed == (self.expected == "changed")
 
     @property
     def expected(self) -> str:
@@ -77,7 +74,6 @@ class StepFacts:
     weight_decay: set[str] = field(default_factory=set)  # frozen, in a group with weight decay > 0
     stale_gradient: set[str] = field(default_factory=set)  # frozen, holding a (zero) gradient
     optimizer_state: set[str] = field(default_factory=set)  # frozen, with optimizer state
-    train_mode: set[str] = field(default_factory=set)  # state whose module is in train mode
     stale_compile: list[str] | None = None  # layers whose flag changed since compile()
     step_error: str | None = None  # the train step raised this
 
@@ -113,14 +109,14 @@ def frozen_parts(report: Report) -> set[str]:
     frozen: set[str] = set()
 
     def visit(node: Node, parent_status: str) -> None:
-        status = node.training_status()
+        status = report.summaries[id(node)].status
         effective = parent_status if status == "—" else status
         if effective == "N":
             frozen.add(node.path)
         for child in node.children:
             visit(child, effective)
 
-    visit(report.root, report.root.training_status())
+    visit(report.root, report.summaries[id(report.root)].status)
     return frozen
 
 
@@ -292,7 +288,16 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
     return found
 
 
-LOSS_SCALE_RETRIES = 5  # extra steps while a loss-scaled optimizer skips its updates
+LOSS_SCALE_RETRIES = 5
+SIXTEEN_BIT = ("float16", "bfloat16")
+
+
+def default_learning_rate(trainable_dtypes) -> float:
+    """For the optimizer the audit builds: 16-bit weights round small updates away, so they
+    get a larger step."""
+    return (
+        0.1 if any(normalize_dtype(d) in SIXTEEN_BIT for d in trainable_dtypes) else 0.01
+    )  # extra steps while a loss-scaled optimizer skips its updates
 
 
 def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
@@ -305,7 +310,6 @@ def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
     if steps < 1:
         raise InputError("--steps must be at least 1")
     driver.snapshot()
-    facts: StepFacts
     observed: dict[str, Observation] = {}
     notes: list[str] = []
     error: Exception | None = None
@@ -315,11 +319,7 @@ def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
                 driver.step()
             observed = driver.observe()
             retries = 0
-            while (
-                getattr(driver, "loss_scaled", False)
-                and retries < LOSS_SCALE_RETRIES
-                and _stuck(report, observed)
-            ):
+            while driver.loss_scaled and retries < LOSS_SCALE_RETRIES and _stuck(report, observed):
                 driver.step()
                 observed, retries = driver.observe(), retries + 1
             if retries:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts, TrainingSetup
-
-SIXTEEN_BIT = ("float16", "bfloat16")
+from paramscope.ops.audit import Observation, StepFacts, TrainingSetup, default_learning_rate
 
 
 def _numpy(variable) -> np.ndarray:
@@ -96,6 +94,7 @@ class KerasAudit:
         optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
         optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
         self.model, self.tensors, self.generation = model, tensors, generation
+        self.path_of = {id(variable): path for path, variable in tensors.items()}
         self.keras = self._module()
         self.x = inputs if inputs is not None else synthetic_inputs(model, input_shape)
         self.facts = StepFacts()
@@ -146,8 +145,7 @@ class KerasAudit:
     def _lr(self, lr: float | None) -> float:
         if lr is not None:
             return lr
-        sixteen = any(str(getattr(v, "dtype", "")) in SIXTEEN_BIT for v in self.model.trainable_weights)
-        return 0.1 if sixteen else 0.01  # 16-bit weights round small updates away
+        return default_learning_rate(v.dtype for v in self.model.trainable_weights)
 
     def _clone(self, optimizer):
         return self.keras.optimizers.deserialize(self.keras.optimizers.serialize(optimizer))
@@ -177,8 +175,7 @@ class KerasAudit:
         candidates = (
             list(getattr(self.optimizer, "variables", []) or []) if self._built(self.optimizer) else []
         )
-        for attribute in ("metrics_variables",):
-            candidates += list(getattr(self.model, attribute, []) or [])
+        candidates += list(getattr(self.model, "metrics_variables", []) or [])
         for variable in candidates:
             if id(variable) not in seen:
                 seen.add(id(variable))
@@ -257,16 +254,10 @@ class KerasAudit:
     def _apply(self, grads, variables) -> None:
         for variable, grad in zip(variables, grads, strict=True):
             if grad is None:
-                self.facts.no_gradient.add(self._path(variable))
+                self.facts.no_gradient.add(self.path_of.get(id(variable), variable.name))
         pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         if pairs:
             self.optimizer.apply_gradients(pairs)
-
-    def _path(self, variable) -> str:
-        for path, candidate in self.tensors.items():
-            if candidate is variable:
-                return path
-        return getattr(variable, "path", getattr(variable, "name", "?"))
 
     def _step_tensorflow(self) -> None:
         import tensorflow as tf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts, TrainingSetup
+from paramscope.ops.audit import Observation, StepFacts, TrainingSetup, default_learning_rate
 
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 
@@ -89,6 +89,8 @@ def _target(output):
 
 
 class TorchAudit:
+    loss_scaled = False  # no loss scaler in the factory contract
+
     def __init__(self, model, tensors: dict[str, object], setup: TrainingSetup) -> None:
         import torch
 
@@ -107,18 +109,16 @@ class TorchAudit:
             trainable = [p for p in model.parameters() if p.requires_grad]
             if not trainable:
                 raise InputError("nothing to train: no parameter has requires_grad=True")
-            if lr is None:  # 16-bit weights round small updates away: a larger step shows them
-                lr = 0.1 if any(p.dtype in (torch.float16, torch.bfloat16) for p in trainable) else 0.01
+            if lr is None:
+                lr = default_learning_rate(p.dtype for p in trainable)
             optimizer = getattr(torch.optim, OPTIMIZERS[name])(trainable, lr=lr)
             self.optimizer_label = (
                 f"{OPTIMIZERS[name]}(lr={optimizer.param_groups[0]['lr']}) over the trainable parameters"
             )
-            self.owns_optimizer = True
         else:
             if lr is not None:
                 raise InputError("--lr applies to the optimizer paramscope builds (--optimizer)")
             self.optimizer_label = f"the factory's {type(optimizer).__name__}"
-            self.owns_optimizer = False
         self.optimizer = optimizer
         self.parameters = {p: t for p, t in tensors.items() if isinstance(t, torch.nn.Parameter)}
         self.facts = StepFacts()
