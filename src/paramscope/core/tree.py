@@ -21,16 +21,27 @@ def join_path(parent: str, name: str) -> str:
 
 
 class UniqueNames:
-    """Hands out sibling names, suffixing `_1`, `_2`… where a framework allowed duplicates."""
+    """Hands out sibling names, suffixing `_1`, `_2`… where a framework allowed duplicates.
+
+    Each base name remembers the last suffix it handed out, so a file that repeats one name a
+    million times costs a million steps, not half a million squared.
+    """
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._next_suffix: dict[str, int] = {}
 
     def __call__(self, name: str) -> str:
-        unique, n = name, 0
-        while unique in self._taken:
+        if name not in self._taken:
+            self._taken.add(name)
+            return name
+        n = self._next_suffix.get(name, 0)
+        while True:
             n += 1
             unique = f"{name}_{n}"
+            if unique not in self._taken:
+                break
+        self._next_suffix[name] = n
         self._taken.add(unique)
         return unique
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 from paramscope.sources.limits import MAX_SHARDS, MAX_TENSORS
 
@@ -61,7 +62,7 @@ def _dtype(ggml_name: str) -> str:
     return PLAIN_TYPES.get(ggml_name.lower(), ggml_name.lower())
 
 
-def read_gguf(path: Path) -> Report:
+def read_gguf(path: Path, budget: ReadBudget) -> Report:
     try:
         from gguf import GGUFReader
     except ImportError:

@@ -19,6 +19,7 @@ from pathlib import Path
 from paramscope.core.report import Node, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
 from paramscope.errors import InputError
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_walk import hdf5_structure
 from paramscope.sources.keras_file import LayerConfig, config_tree, is_keras3_weights, structure_report
 from paramscope.sources.sandbox import run_sandboxed
@@ -60,7 +61,7 @@ def _weights(structure: dict) -> tuple[list[tuple[str, tuple, str]], list[tuple[
     return entries, optimizer, attrs
 
 
-def read_h5(path: Path) -> Report:
+def read_h5(path: Path, budget: ReadBudget) -> Report:
     structure = run_sandboxed(hdf5_structure, str(path), label=str(path))
     if "layer_names" not in structure["root"] and is_keras3_weights(structure):  # Keras 3 save_weights()
         return structure_report(structure, None, Source(kind="h5", path=str(path)), path.name)

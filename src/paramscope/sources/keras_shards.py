@@ -13,6 +13,7 @@ from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_walk import hdf5_structure
 from paramscope.sources.keras_file import structure_report
 from paramscope.sources.limits import MAX_HEADER_BYTES, MAX_SHARDS, MAX_TENSORS
@@ -49,7 +50,7 @@ def _walk_shards(paths: list[str]) -> dict:
     return {"groups": groups, "datasets": datasets}
 
 
-def read_keras_sharded(path: Path) -> Report:
+def read_keras_sharded(path: Path, budget: ReadBudget) -> Report:
     if path.stat().st_size > MAX_HEADER_BYTES:
         raise InputError(f"{path}: weights index larger than paramscope reads")
     try:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from paramscope.core.report import Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.errors import InputError
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 
 DTYPES = {
@@ -76,7 +77,7 @@ def _graphs(graph, prefix: str = ""):
                 yield from _graphs(sub, f"{label}.{i}.")
 
 
-def read_onnx(path: Path) -> Report:
+def read_onnx(path: Path, budget: ReadBudget) -> Report:
     try:
         import onnx
     except ImportError:

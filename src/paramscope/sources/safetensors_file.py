@@ -17,8 +17,9 @@ from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.boundary import load_json, name_of, open_regular, read_small, shape_of
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
-from paramscope.sources.limits import MAX_DIMS, MAX_HEADER_BYTES, MAX_SHARDS, MAX_TENSORS
 
 DTYPES = {  # safetensors name -> (our name, bits)
     "BOOL": ("bool", 8),
@@ -46,123 +47,111 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     result: dict = {}
     for key, value in pairs:
         if key in result:
-            raise InputError(f"duplicate key {key!r} in the header")
+            raise InputError(f"duplicate key {key!r:.80} in the header")
         result[key] = value
     return result
 
 
-def read_header(path: Path) -> tuple[dict, int]:
+def read_header(path: Path, budget: ReadBudget) -> tuple[dict, int]:
     """The parsed header and the size of the data buffer after it."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         head = handle.read(8)
         if len(head) < 8:
             raise InputError(f"{path}: truncated safetensors file (no header length)")
         length = int.from_bytes(head, "little")
-        if length > MAX_HEADER_BYTES:
-            raise InputError(
-                f"{path}: safetensors header of {length:,} bytes exceeds the {MAX_HEADER_BYTES:,} cap"
-            )
+        budget.check("header_bytes", length, "safetensors header")
         if 8 + length > size:
             raise InputError(f"{path}: truncated safetensors file (header runs past the end)")
         raw = handle.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: safetensors header is not valid JSON ({exc})") from None
+    header = load_json(raw, budget, "safetensors header", object_pairs_hook=_no_duplicates)
     if not isinstance(header, dict):
         raise InputError(f"{path}: safetensors header is not a JSON object")
     return header, size - 8 - length
 
 
-def _entries(path: Path, header: dict, buffer_size: int) -> list[tuple[int, int, FlatTensor]]:
-    if len(header) > MAX_TENSORS:
-        raise InputError(f"{path}: too many tensors")
+def _offsets(value: object, label: str) -> tuple[int, int]:
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(type(o) is int and 0 <= o < 2**64 for o in value)
+        and value[0] <= value[1]
+    ):
+        raise InputError(f"{label}: bad data_offsets {value!r:.60}")
+    return value[0], value[1]
+
+
+def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> list[FlatTensor]:
+    """The tensors in the writer's order, each validated, their byte ranges tiling the buffer."""
     ranges = []
-    for name, info in header.items():
-        if name == "__metadata__":
+    for raw_name, info in header.items():
+        if raw_name == "__metadata__":
             if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
                 raise InputError(f"{path}: __metadata__ must map strings to strings")
             continue
+        budget.charge("tensors")
+        name = name_of(raw_name, budget, "a tensor name")
+        label = f"{path}: tensor {name!r:.80}"
         if not isinstance(info, dict) or set(info) - {"dtype", "shape", "data_offsets"}:
-            raise InputError(f"{path}: tensor {name!r}: malformed entry")
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPES:
-            raise InputError(f"{path}: tensor {name!r}: unknown dtype {dtype!r}")
-        if (
-            not isinstance(shape, list)
-            or len(shape) > MAX_DIMS
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
-            raise InputError(f"{path}: tensor {name!r}: bad shape {shape!r:.60}")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-        ):
-            raise InputError(f"{path}: tensor {name!r}: bad data_offsets {offsets!r:.60}")
+            raise InputError(f"{label}: malformed entry")
+        dtype = info.get("dtype")
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise InputError(f"{label}: unknown dtype {dtype!r:.40}")
+        shape = shape_of(info.get("shape"), budget, label)
+        begin, end = _offsets(info.get("data_offsets"), label)
         our_dtype, bits = DTYPES[dtype]
-        begin, end = offsets
-        if end < begin or (math.prod(shape) * bits + 7) // 8 != end - begin:
-            raise InputError(
-                f"{path}: tensor {name!r}: {dtype} {shape} needs {(math.prod(shape) * bits + 7) // 8:,} bytes, "
-                f"its offsets span {end - begin:,}"
-            )
-        ranges.append((begin, end, FlatTensor(name, tuple(shape), our_dtype, (path.name, name))))
-    ranges.sort(key=lambda r: (r[0], r[1]))
+        needed = (math.prod(shape) * bits + 7) // 8
+        if needed != end - begin:
+            raise InputError(f"{label}: {dtype} {list(shape)} needs {needed:,} bytes, its offsets span {end - begin:,}")
+        ranges.append((begin, end, FlatTensor(name, shape, our_dtype, (path.name, name))))
+    tiles = sorted(ranges, key=lambda r: (r[0], r[1]))
     position = 0
-    for begin, end, entry in ranges:
+    for begin, end, entry in tiles:
         if begin != position:
             kind = "overlaps the previous tensor" if begin < position else "leaves a gap before it"
-            raise InputError(
-                f"{path}: tensor {entry.name!r} {kind} (offset {begin:,}, expected {position:,})"
-            )
+            raise InputError(f"{path}: tensor {entry.name!r:.80} {kind} (offset {begin:,}, expected {position:,})")
         position = end
     if position != buffer_size:
         raise InputError(f"{path}: tensors cover {position:,} bytes of a {buffer_size:,}-byte data buffer")
-    return ranges
+    return [entry for _, _, entry in ranges]  # as the writer listed them
 
 
-def read_safetensors(path: Path) -> Report:
-    header, buffer_size = read_header(path)
-    entries = [entry for _, _, entry in _entries(path, header, buffer_size)]
-    order = {name: i for i, name in enumerate(header)}
-    entries.sort(key=lambda e: order[e.name])  # as the writer listed them
+def read_safetensors(path: Path, budget: ReadBudget) -> Report:
+    header, buffer_size = read_header(path, budget)
+    entries = _entries(path, header, buffer_size, budget)
     return flat_report(entries, Source(kind="safetensors", path=str(path)), "safetensors", path.name)
 
 
-def read_safetensors_index(path: Path) -> Report:
-    """A sharded checkpoint: the index's weight map, each shard's header checked."""
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: index is not valid JSON ({exc})") from None
+def _weight_map(path: Path, budget: ReadBudget) -> dict[str, str]:
+    index = load_json(read_small(path, budget, "index"), budget, "index", object_pairs_hook=_no_duplicates)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise InputError(f"{path}: index has no weight_map")
-    shards = sorted(set(weight_map.values()), key=str)
-    if len(shards) > MAX_SHARDS:
-        raise InputError(f"{path}: too many shards")
-    for shard in shards:
+    for shard in weight_map.values():
         if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard in (".", ".."):
             raise InputError(f"{path}: shard name {shard!r:.60} is not a bare file name")
+    return weight_map
+
+
+def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
+    """A sharded checkpoint: the index's weight map, each shard's header checked."""
+    weight_map = _weight_map(path, budget)
+    shards = sorted(set(weight_map.values()))
+    budget.check("shards", len(shards), "index")
     by_name: dict[str, FlatTensor] = {}
     for shard in shards:
         shard_path = path.parent / shard
         if not shard_path.is_file():
-            raise InputError(f"{path}: shard {shard} is missing")
-        header, buffer_size = read_header(shard_path)
-        for _, _, entry in _entries(shard_path, header, buffer_size):
+            raise InputError(f"{path}: shard {shard!r:.80} is missing")
+        header, buffer_size = read_header(shard_path, budget)
+        for entry in _entries(shard_path, header, buffer_size, budget):
             if weight_map.get(entry.name) == shard:
                 by_name[entry.name] = entry
+        budget.tick()
     missing = [name for name in weight_map if name not in by_name]
     if missing:
         raise InputError(
-            f"{path}: {len(missing)} tensor(s) of the weight map are not in their shard, e.g. {missing[0]!r}"
+            f"{path}: {len(missing)} tensor(s) of the weight map are not in their shard, e.g. {missing[0]!r:.80}"
         )
     entries = [by_name[name] for name in weight_map]
     return flat_report(
