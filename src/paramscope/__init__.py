@@ -9,11 +9,13 @@ package imports no deep-learning framework.
 from paramscope.api import audit, explain, freeze, inspect, lint
 from paramscope.core import Node, Report, Role, Tensor
 from paramscope.errors import InputError, ParamscopeError
+from paramscope.sources.budget import Limits, limits
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InputError",
+    "Limits",
     "Node",
     "ParamscopeError",
     "Report",
@@ -23,5 +25,6 @@ __all__ = [
     "explain",
     "freeze",
     "inspect",
+    "limits",
     "lint",
 ]

@@ -156,7 +156,7 @@ def broken_files() -> dict[str, tuple[str, bytes, str]]:
         "safetensors-negative-shape": (
             "a.safetensors",
             _safetensors({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8),
-            "bad shape",
+            "bad dimension",
         ),
         "safetensors-truncated-length": ("a.safetensors", b"\x08\0\0\0", "unrecognised"),
         "npy-object-array": ("a.npy", _npy(np.array([{"a": 1}], dtype=object)), "object array refused"),

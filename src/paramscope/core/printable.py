@@ -12,7 +12,12 @@ from __future__ import annotations
 MAX_LINE = 300
 
 
+NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _escape(char: str) -> str:
+    if char in NAMED:
+        return NAMED[char]
     code = ord(char)
     if code < 0x100:
         return f"\\x{code:02x}"

@@ -125,6 +125,12 @@ def open_member(
     return archive.open(info)
 
 
+def peek_member(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo) -> BinaryIO:
+    """A member's stream for reading a bounded prefix (a .npy header): zipfile decompresses
+    lazily, so no size cap applies — the caller reads at most a header's worth."""
+    return archive.open(member)
+
+
 def read_member(
     archive: zipfile.ZipFile, member: str | zipfile.ZipInfo, budget: ReadBudget, limit: str
 ) -> bytes:

@@ -132,14 +132,10 @@ def name_of(value: object, budget: ReadBudget, what: str) -> str:
 def expect(value: object, kind: type | tuple[type, ...], what: str) -> object:
     """``value`` if it is of ``kind`` (bool is not an int here), else a clean error."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        ok = False
-    else:
-        ok = isinstance(value, kinds)
-    if not ok:
-        expected = " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
-        raise InputError(f"{what} should be {expected}, not {_TYPE_WORDS.get(type(value), type(value).__name__)}")
-    return value
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
+        return value
+    expected = " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+    raise InputError(f"{what} should be {expected}, not {_TYPE_WORDS.get(type(value), type(value).__name__)}")
 
 
 _TYPE_WORDS = {dict: "an object", list: "a list", str: "text", int: "an integer", bool: "true/false"}

@@ -35,6 +35,7 @@ class Limits:
     json_values: int = 2_000_000  # values one JSON document may create
     pickle_bytes: int = 256 * MiB  # one pickle stream (data.pkl of a 400B-param model is ~50 MB)
     pickle_opcodes: int = 10_000_000
+    pickle_objects: int = 4_000_000  # values a pickle creates (about 64 bytes each at most)
     depth: int = 256  # nesting: containers in a pickle or JSON document, nodes in a name
     tensors: int = 1_000_000  # tensors in one file, index or folder
     references: int = 100_000  # extra references to tensors already listed (aliases)
@@ -71,8 +72,8 @@ def active_limits() -> Limits:
 def limits(**changes: float) -> Iterator[Limits]:
     """Raise (or lower) read limits inside a ``with`` block, like ``decimal.localcontext``::
 
-        with paramscope.limits(pickle_opcodes=50_000_000):
-            report = paramscope.inspect("huge.pt")
+    with paramscope.limits(pickle_opcodes=50_000_000):
+        report = paramscope.inspect("huge.pt")
     """
     token = _ACTIVE.set(_ACTIVE.get().replace(**changes))
     try:
@@ -80,12 +81,14 @@ def limits(**changes: float) -> Iterator[Limits]:
     finally:
         _ACTIVE.reset(token)
 
+
 # What each limit counts, for the refusal message.
 WORDS = {
     "header_bytes": "bytes of JSON",
     "json_values": "JSON values",
     "pickle_bytes": "bytes of pickle",
     "pickle_opcodes": "pickle opcodes",
+    "pickle_objects": "objects created by a pickle",
     "depth": "levels of nesting",
     "tensors": "tensors",
     "references": "repeated tensor references",

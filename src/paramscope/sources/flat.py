@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from paramscope.core.report import Node, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
+from paramscope.sources.budget import ReadBudget
 
 BUFFER_NAMES = frozenset(
     {"running_mean", "running_var", "num_batches_tracked", "moving_mean", "moving_variance"}
 )
+MAX_NODE_DEPTH = 64  # real models nest under 20 levels
 NON_FLOAT = ("int", "uint", "bool", "qint", "quint")
 NO_TRAINABILITY = (
     "{format} stores no trainability: roles are unknown except buffers and integer tensors (state)."
@@ -42,14 +44,34 @@ def role_of(entry: FlatTensor) -> Role:
     return Role.UNKNOWN
 
 
-def flat_tree(entries: list[FlatTensor], root_name: str, builder: TreeBuilder | None = None) -> Node:
-    """Nodes from dotted names, in first-seen order; tied names become aliases of the first."""
+def _split(name: str) -> tuple[list[str], str]:
+    """(parent names, leaf) of a dotted name; past MAX_NODE_DEPTH the rest stays in the leaf, so
+    a hostile 3,000-level name cannot make a tree deeper than any renderer can walk."""
+    parts = name.split(".")
+    if len(parts) > MAX_NODE_DEPTH + 1:
+        return parts[:MAX_NODE_DEPTH], ".".join(parts[MAX_NODE_DEPTH:])
+    return parts[:-1], parts[-1]
+
+
+def flat_tree(
+    entries: list[FlatTensor],
+    root_name: str,
+    builder: TreeBuilder | None = None,
+    budget: ReadBudget | None = None,
+) -> Node:
+    """Nodes from dotted names, in first-seen order; tied names become aliases of the first.
+
+    With a budget, each further name of a tensor already listed is charged to ``references``:
+    a file that names one tensor a million times is refused instead of growing a million rows.
+    """
     builder = builder or TreeBuilder()
     root = Node(path="", name=root_name, type="")
     index: dict[str, Node] = {"": root}
     identities: dict[object, object] = {}
     for entry in entries:
-        *parents, leaf = entry.name.split(".")
+        parents, leaf = _split(entry.name)
+        if budget is not None and entry.identity in identities:
+            budget.charge("references", 1, "the file")
         node, path = root, ""
         for part in parents:
             path = join_path(path, part)
@@ -75,9 +97,10 @@ def flat_report(
     root_name: str,
     optimizer: list[FlatTensor] | None = None,
     warnings: list[str] | None = None,
+    budget: ReadBudget | None = None,
 ) -> Report:
     builder = TreeBuilder()
-    root = flat_tree(entries, root_name, builder)
+    root = flat_tree(entries, root_name, builder, budget)
     group = None
     if optimizer:
         names = UniqueNames()

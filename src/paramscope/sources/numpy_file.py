@@ -2,71 +2,87 @@
 
 numpy's own header parser (``numpy.lib.format``) reads the dict literal with
 ``ast.literal_eval`` (no code runs) and is the reference; we call it on the header bytes
-only. Object arrays are refused: loading them unpickles arbitrary objects.
+only, and treat it as what it is on hostile bytes — a third-party parser whose every failure
+is a bad file. The shape it returns is validated like any other, and the data it declares
+must be in the file. Object arrays are refused: loading them unpickles arbitrary objects.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import tokenize
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.archive import peek_member, zip_errors
+from paramscope.sources.boundary import name_of, open_regular, shape_of
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
-from paramscope.sources.limits import MAX_TENSORS, MAX_ZIP_MEMBERS
+
+MAX_HEADER = 100_000  # numpy's own default cap on a header's length
+# What numpy's header parser raises on damaged or hostile headers.
+HEADER_DAMAGE = (
+    ValueError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+    tokenize.TokenError,
+)
 
 
-def _header(handle, label: str) -> tuple[tuple[int, ...], str]:
+def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> tuple[tuple[int, ...], str]:
+    """(shape, dtype name) of the array in ``handle``, whose stream holds ``size`` bytes."""
     try:
         version = npformat.read_magic(handle)
-        if version == (1, 0):
-            shape, _fortran, dtype = npformat.read_array_header_1_0(handle, max_header_size=100_000)
-        else:
-            shape, _fortran, dtype = npformat.read_array_header_2_0(handle, max_header_size=100_000)
-    except (
-        ValueError,
-        OSError,
-        EOFError,
-        SyntaxError,
-        tokenize.TokenError,
-    ) as exc:  # numpy's parser raises all
-        raise InputError(f"{label}: not a readable .npy header ({exc})") from None
+        reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER)
+        data_start = handle.tell()
+    except HEADER_DAMAGE as exc:
+        raise InputError(
+            f"{label}: not a readable .npy header ({type(exc).__name__}: {str(exc)[:80]})"
+        ) from None
     if dtype.hasobject:
         raise InputError(f"{label}: object array refused (loading it would unpickle arbitrary objects)")
-    if math.prod(shape) > 2**62:
-        raise InputError(f"{label}: absurd shape {shape}")
-    return tuple(int(d) for d in shape), np.dtype(dtype).name
+    shape = shape_of(shape, budget, label)
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > size - data_start:
+        raise InputError(f"{label}: declares {needed:,} bytes of data; the file holds {size - data_start:,}")
+    return shape, np.dtype(dtype).name
 
 
-def read_npy(path: Path) -> Report:
-    with open(path, "rb") as handle:
-        shape, dtype = _header(handle, str(path))
-    entry = FlatTensor(path.stem, shape, dtype, path.stem)
+def read_npy(path: Path, budget: ReadBudget) -> Report:
+    with open_regular(path) as handle:
+        shape, dtype = _header(handle, os.fstat(handle.fileno()).st_size, budget, str(path))
+    entry = FlatTensor(name_of(path.stem, budget, "the file name"), shape, dtype, path.stem)
     return flat_report([entry], Source(kind="npz", path=str(path)), "A .npy file", path.name)
 
 
-def read_npz(path: Path) -> Report:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{path}: not a readable zip archive ({exc})") from None
+def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
     entries = []
-    with archive:
-        infos = [i for i in archive.infolist() if i.filename.endswith(".npy")]
-        if len(archive.infolist()) > MAX_ZIP_MEMBERS or len(infos) > MAX_TENSORS:
-            raise InputError(f"{path}: too many members")
-        for info in infos:
-            name = info.filename.removesuffix(".npy")
-            if name.startswith("/") or ".." in name.split("/"):
-                raise InputError(f"{path}: member name {info.filename!r} is not a plain name")
-            with archive.open(info) as handle:
-                shape, dtype = _header(handle, f"{path}:{info.filename}")
-            entries.append(FlatTensor(name.replace("/", "."), shape, dtype, name))
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        budget.charge("tensors", 1, "archive")
+        name = info.filename.removesuffix(".npy")
+        label = f"{path}:{name_of(info.filename, budget, 'a member name')}"
+        with zip_errors(label), peek_member(archive, info) as handle:
+            shape, dtype = _header(handle, info.file_size, budget, label)
+        entries.append(
+            FlatTensor(name_of(name.replace("/", "."), budget, "a member name"), shape, dtype, name)
+        )
     if not entries:
         raise InputError(f"{path}: holds no arrays")
-    return flat_report(entries, Source(kind="npz", path=str(path)), "An .npz file", path.name)
+    return flat_report(entries, Source(kind="npz", path=str(path)), "An .npz file", path.name, budget=budget)

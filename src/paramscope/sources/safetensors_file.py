@@ -10,7 +10,6 @@ the data mapped and a framework to return tensors; a header walk needs neither.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -102,14 +101,18 @@ def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> 
         our_dtype, bits = DTYPES[dtype]
         needed = (math.prod(shape) * bits + 7) // 8
         if needed != end - begin:
-            raise InputError(f"{label}: {dtype} {list(shape)} needs {needed:,} bytes, its offsets span {end - begin:,}")
+            raise InputError(
+                f"{label}: {dtype} {list(shape)} needs {needed:,} bytes, its offsets span {end - begin:,}"
+            )
         ranges.append((begin, end, FlatTensor(name, shape, our_dtype, (path.name, name))))
     tiles = sorted(ranges, key=lambda r: (r[0], r[1]))
     position = 0
     for begin, end, entry in tiles:
         if begin != position:
             kind = "overlaps the previous tensor" if begin < position else "leaves a gap before it"
-            raise InputError(f"{path}: tensor {entry.name!r:.80} {kind} (offset {begin:,}, expected {position:,})")
+            raise InputError(
+                f"{path}: tensor {entry.name!r:.80} {kind} (offset {begin:,}, expected {position:,})"
+            )
         position = end
     if position != buffer_size:
         raise InputError(f"{path}: tensors cover {position:,} bytes of a {buffer_size:,}-byte data buffer")

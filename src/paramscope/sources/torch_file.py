@@ -1,141 +1,166 @@
 """torch ``.pt`` / ``.pth`` / ``.bin`` files, zip (torch >= 1.6) and legacy, without torch.
 
 The pickle inside is read by our restricted walker (pickle_walker.py): tensors become
-references to storages that we size-check against the archive but never read. Checkpoints
-that nest a state dict (``{'model': ..., 'optimizer': ..., 'epoch': ...}``, Lightning's
-``state_dict``) are unwrapped; optimizer moments are reported apart from the model.
+references to storages that we size-check against the bytes the file really holds, but never
+read. Checkpoints that nest a state dict (``{'model': ..., 'optimizer': ..., 'epoch': ...}``,
+Lightning's ``state_dict``) are unwrapped; optimizer moments are reported apart from the model.
 """
 
 from __future__ import annotations
 
+import mmap
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from paramscope.core.dtypes import dtype_bits
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.archive import read_member
+from paramscope.sources.boundary import name_of, open_regular
+from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
-from paramscope.sources.limits import MAX_PICKLE_BYTES, MAX_TENSORS, MAX_ZIP_MEMBERS, MAX_ZIP_RATIO
-from paramscope.sources.pickle_walker import TensorRef, walk
+from paramscope.sources.pickle_walker import StorageRef, TensorRef, tensors_in, walk, walk_at
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-OPTIMIZER_KEYS = ("optimizer", "optimizers", "optimizer_states", "optimizer_state_dict", "optim")
+StorageBytes = Callable[[StorageRef], int]  # the bytes the file really holds for a storage
 
 
-def _tensors(value, path: tuple, found: list, in_optimizer: bool) -> None:
-    """Every TensorRef under ``value`` with its key path; whether it sits in optimizer state."""
-    if isinstance(value, TensorRef):
-        found.append((path, value, in_optimizer))
-        if len(found) > MAX_TENSORS:
-            raise InputError("too many tensors")
-    elif isinstance(value, dict):
-        optimizer_like = in_optimizer or ("state" in value and "param_groups" in value)
-        for key, item in value.items():
-            is_optimizer = optimizer_like or (isinstance(key, str) and key.lower() in OPTIMIZER_KEYS)
-            _tensors(item, (*path, str(key)), found, is_optimizer)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _tensors(item, (*path, str(i)), found, in_optimizer)
-
-
-def _strip_container(paths: list[tuple]) -> list[tuple]:
+def _strip_container(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """Drop a leading key shared by every model tensor (`state_dict.`, `model.`)."""
     while paths and all(len(p) > 1 for p in paths) and len({p[0] for p in paths}) == 1:
         paths = [p[1:] for p in paths]
     return paths
 
 
-def _flat(refs: list[tuple[tuple, TensorRef]], check_storage) -> list[FlatTensor]:
+def _check_view(ref: TensorRef, storage_bytes: int) -> None:
+    """A tensor's elements must lie inside the bytes its storage really has in the file."""
+    bits = dtype_bits(ref.storage.dtype)
+    if bits is None:
+        return
+    if ref.storage.numel * bits > storage_bytes * 8:
+        raise InputError(
+            f"storage {ref.storage.key!r:.40} declares {ref.storage.numel:,} elements; the file holds "
+            f"{storage_bytes:,} bytes for it"
+        )
+    if 0 in ref.shape:
+        return
+    last = ref.offset + sum((d - 1) * s for d, s in zip(ref.shape, ref.stride, strict=True))
+    if (last + 1) * bits > storage_bytes * 8:
+        raise InputError(f"a tensor of shape {ref.shape} reaches past its storage")
+
+
+def _flat(
+    refs: list[tuple[tuple[str, ...], TensorRef]], storage_bytes: StorageBytes, budget
+) -> list[FlatTensor]:
     paths = _strip_container([path for path, _ in refs])
     entries = []
     for path, (_, ref) in zip(paths, refs, strict=True):
-        check_storage(ref)
+        _check_view(ref, storage_bytes(ref.storage))
+        name = name_of(".".join(path), budget, "a tensor name")
         identity = (ref.storage.key, ref.offset, ref.shape, ref.stride)
         requires_grad = ref.requires_grad if ref.parameter else None
-        entries.append(FlatTensor(".".join(path), ref.shape, ref.storage.dtype, identity, requires_grad))
+        entries.append(FlatTensor(name, ref.shape, ref.storage.dtype, identity, requires_grad))
     return entries
 
 
-def _report(obj, path: Path, check_storage, variant: str) -> Report:
-    found: list = []
-    _tensors(obj, (), found, False)
+Found = list[tuple[tuple[str, ...], TensorRef, bool]]
+
+
+def _found(obj: object, path: Path, budget: ReadBudget) -> Found:
+    """Every tensor in the unpickled object, with its key path and whether it is optimizer state."""
+    found = []
+    for entry in tensors_in(obj, budget):
+        budget.charge("tensors", 1, "checkpoint")
+        found.append(entry)
     if not found:
         raise InputError(f"{path}: holds no tensors (not a state dict or checkpoint)")
-    model = [(p, r) for p, r, opt in found if not opt]
-    optimizer = [(p, r) for p, r, opt in found if opt]
+    return found
+
+
+def _report(
+    found: Found, path: Path, storage_bytes: StorageBytes, variant: str, budget: ReadBudget
+) -> Report:
+    model = [(p, r) for p, r, in_optimizer in found if not in_optimizer]
+    optimizer = [(p, r) for p, r, in_optimizer in found if in_optimizer]
     return flat_report(
-        _flat(model, check_storage),
+        _flat(model, storage_bytes, budget),
         Source(kind="torch_file", path=str(path), framework_version=variant),
         "A torch file",
         path.name,
-        optimizer=_flat(optimizer, check_storage) if optimizer else None,
+        optimizer=_flat(optimizer, storage_bytes, budget) if optimizer else None,
+        budget=budget,
     )
 
 
-def read_torch_zip(path: Path) -> Report:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{path}: not a readable zip archive ({exc})") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise InputError(f"{path}: too many archive members")
-        pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
-        if any(i.filename.endswith("/constants.pkl") for i in infos) and any(
-            "/code/" in i.filename for i in infos
-        ):
-            raise InputError(
-                f"{path}: a TorchScript archive; paramscope reads state dicts and checkpoints "
-                "(save model.state_dict() with torch.save)"
-            )
-        if len(pickles) != 1:
-            raise InputError(f"{path}: not a torch archive (no single */data.pkl)")
-        info = pickles[0]
-        prefix = info.filename[: -len("data.pkl")]
-        if info.file_size > MAX_PICKLE_BYTES:
-            raise InputError(f"{path}: data.pkl is larger than paramscope reads ({info.file_size:,} bytes)")
-        if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO:
-            raise InputError(f"{path}: data.pkl expands suspiciously (zip bomb?)")
-        sizes = {
-            i.filename[len(prefix) + len("data/") :]: i.file_size
-            for i in infos
-            if i.filename.startswith(prefix + "data/")
-        }
-        obj = walk(archive.read(info))
+def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
+    infos = archive.infolist()
+    if any(i.filename.endswith("/constants.pkl") for i in infos) and any(
+        "/code/" in i.filename for i in infos
+    ):
+        raise InputError(
+            f"{path}: a TorchScript archive; paramscope reads state dicts and checkpoints "
+            "(save model.state_dict() with torch.save)"
+        )
+    pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
+    if len(pickles) != 1:
+        raise InputError(f"{path}: not a torch archive (no single */data.pkl)")
+    prefix = pickles[0].filename[: -len("data.pkl")] + "data/"
+    sizes = {i.filename[len(prefix) :]: i.file_size for i in infos if i.filename.startswith(prefix)}
+    obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget)
 
-    def check_storage(ref: TensorRef) -> None:
-        size = sizes.get(ref.storage.key)
+    def storage_bytes(storage: StorageRef) -> int:
+        size = sizes.get(storage.key)
         if size is None:
-            raise InputError(f"{path}: tensor storage {ref.storage.key!r} is missing from the archive")
-        _check_view(path, ref, size)
+            raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the archive")
+        return size
 
-    return _report(obj, path, check_storage, "zip")
-
-
-def _check_view(path: Path, ref: TensorRef, storage_bytes: int | None) -> None:
-    bits = dtype_bits(ref.storage.dtype)
-    if bits is None or storage_bytes is None:
-        return
-    last = ref.offset + sum((d - 1) * s for d, s in zip(ref.shape, ref.stride, strict=False) if d > 0)
-    needed = 0 if 0 in ref.shape else (last + 1) * bits // 8
-    if needed > storage_bytes:
-        raise InputError(f"{path}: a tensor of shape {ref.shape} reaches past its storage")
+    return _report(_found(obj, path, budget), path, storage_bytes, "zip", budget)
 
 
-def read_torch_legacy(path: Path) -> Report:
-    """The pre-1.6 format: magic, protocol and sys-info pickles, then the object's pickle."""
-    with open(path, "rb") as handle:
-        magic = walk(handle)
+def _legacy_storages(data: mmap.mmap, pos: int, found: Found, budget: ReadBudget) -> dict[str, int]:
+    """Key -> bytes of each storage written after the pickles: an int64 element count, then the
+    elements, whose size the pickle's storage type gives. Only the counts are read; each
+    storage must lie inside the file."""
+    keys, pos = walk_at(data, pos, budget)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise InputError("the legacy storage list is not a list of keys")
+    budget.check("tensors", len(keys), "legacy checkpoint")
+    bits = {ref.storage.key: dtype_bits(ref.storage.dtype) for _, ref, _ in found}
+    sizes: dict[str, int] = {}
+    for key in keys:
+        if key not in bits or bits[key] is None:
+            break  # a storage no tensor names: the ones after it cannot be located
+        if pos + 8 > len(data):
+            raise InputError(f"storage {key!r:.40} is missing from the end of the file")
+        count = int.from_bytes(data[pos : pos + 8], "little", signed=True)
+        size = (count * bits[key] + 7) // 8 if count >= 0 else -1
+        if not 0 <= size <= len(data) - pos - 8:
+            raise InputError(f"storage {key!r:.40} declares {count:,} elements past the end of the file")
+        sizes[key] = size
+        pos += 8 + size
+    return sizes
+
+
+def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
+    """The pre-1.6 format: magic, protocol and sys-info pickles, the object's pickle, the list
+    of storage keys, then each storage's element count and raw elements."""
+    with open_regular(path) as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        magic, pos = walk_at(data, 0, budget)
         if magic != LEGACY_MAGIC:
             raise InputError(f"{path}: not a legacy torch file (bad magic number)")
-        walk(handle)  # protocol version
-        walk(handle)  # sys info
-        start = handle.tell()
-        obj = walk(handle)
-        if handle.tell() - start > MAX_PICKLE_BYTES:
-            raise InputError(f"{path}: pickle larger than paramscope reads")
-    return _report(obj, path, lambda ref: _check_view(path, ref, None), "legacy")
+        _, pos = walk_at(data, pos, budget)  # protocol version
+        _, pos = walk_at(data, pos, budget)  # sys info
+        obj, pos = walk_at(data, pos, budget)
+        found = _found(obj, path, budget)
+        sizes = _legacy_storages(data, pos, found, budget)
+
+    def storage_bytes(storage: StorageRef) -> int:
+        if storage.key not in sizes:
+            raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the file")
+        return sizes[storage.key]
+
+    return _report(found, path, storage_bytes, "legacy", budget)
 
 
 def looks_like_legacy(head: bytes) -> bool:
