@@ -20,18 +20,52 @@ EXIT_INTERNAL = 3
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"paramscope: error: {message}", err=True)
+    """One line on stderr, whatever the message holds (names from files included), and exit."""
+    from paramscope.core.printable import one_line
+
+    click.echo(f"paramscope: error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
+def _limits(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
+    """``--limit NAME=N`` pairs as a dict (names are checked when the limits are applied)."""
+    parsed = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            parsed[name.strip()] = float(number.replace("_", ""))
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r}: expected NAME=NUMBER, e.g. pickle_opcodes=20000000"
+            ) from None
+        if not sep or parsed[name.strip()] < 0:
+            raise click.BadParameter(f"{value!r}: expected NAME=NUMBER, e.g. pickle_opcodes=20000000")
+    return parsed
+
+
 def handles_errors(command):
-    """Turn our errors into one-line messages and exit codes; `--debug` re-raises."""
+    """Turn our errors into one-line messages and exit codes; `--debug` re-raises.
+
+    Also gives every command `--limit NAME=N`, raising a read limit of the file budget
+    (sources/budget.py) for this run.
+    """
 
     @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+    @click.option(
+        "--limit",
+        "read_limits",
+        multiple=True,
+        metavar="NAME=N",
+        callback=_limits,
+        help="Raise a file-reading limit, e.g. pickle_opcodes=50000000 (repeatable).",
+    )
     @functools.wraps(command)
-    def wrapper(*args, debug: bool, **kwargs):
+    def wrapper(*args, debug: bool, read_limits: dict[str, float], **kwargs):
+        from paramscope.sources.budget import limits
+
         try:
-            return command(*args, **kwargs)
+            with limits(**read_limits):
+                return command(*args, **kwargs)
         except ParamscopeError as exc:
             if debug:
                 raise
@@ -77,9 +111,16 @@ def emit(text: str, output: str | None) -> None:
     if output:
         from paramscope.fileio import write_atomic
 
-        write_atomic(output, text)
+        write_atomic(output, text, inputs=_input_paths())
     else:
         click.echo(text, nl=False)
+
+
+def _input_paths() -> list[str]:
+    """The files this command reads (its MODEL, when that is a path), which it never overwrites."""
+    context = click.get_current_context(silent=True)
+    params = context.params if context is not None else {}
+    return [value for key in ("model", "folder") if isinstance(value := params.get(key), str)]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,29 +209,44 @@ def explain(
     help="text: one line each; json: JSON lines.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Wall-clock time each file may take (default: the seconds read limit, 60).",
+)
+@click.option(
+    "--max-memory",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help="Memory each reader process may add to its own size (default: 1024).",
+)
 @handles_errors
-def scan(folder: str, fmt: str, output: str | None) -> None:
+def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_memory: int | None) -> None:
     """One line for every checkpoint under FOLDER, read in parallel, nothing executed.
 
-    Exits 1 if any checkpoint could not be read (its line says why).
+    A file that takes too long, needs too much memory or crashes its reader gets an error line
+    and the scan goes on. Exits 1 if any checkpoint could not be read (its line says why).
     """
     import json
 
+    from paramscope.core.printable import visible
     from paramscope.core.units import keras_size
     from paramscope.ops.scan import scan as scan_folder
 
-    lines = scan_folder(folder)
+    memory = max_memory * 1024 * 1024 if max_memory else None
+    lines = scan_folder(folder, timeout=timeout, max_memory=memory)
     if fmt == "json":
         text = "".join(json.dumps(line.as_dict()) + "\n" for line in lines)
     else:
         rows = [
-            f"{line.path}  error: {line.error}"
+            f"{line.shown_path}  error: {line.error}"
             if line.error
-            else f"{line.path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  {keras_size(line.bytes)}"
-            + (f"  trainable {line.trainable:,}" if line.trainable else "")
+            else f"{line.shown_path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  "
+            f"{keras_size(line.bytes)}" + (f"  trainable {line.trainable:,}" if line.trainable else "")
             for line in lines
         ]
-        text = "".join(row + "\n" for row in rows) or f"no checkpoints under {folder}\n"
+        text = "".join(row + "\n" for row in rows) or f"no checkpoints under {visible(folder)}\n"
     emit(text, output)
     if any(line.error for line in lines):
         sys.exit(1)

@@ -1,27 +1,66 @@
-"""scan: one line for every checkpoint under a folder, read in parallel.
+"""scan: one line for every checkpoint under a folder, read in parallel, whatever the files do.
 
-Files that are no checkpoint format are skipped; a damaged or hostile checkpoint gets a line
-with its error instead of stopping the scan. Each file is read in a worker process, so one
-bad file cannot take the others down, and all cores are used.
+A folder downloaded from anywhere may hold files made to hang a reader, exhaust its memory or
+crash a native parser, and file names made to forge output lines. So each file is read in a
+worker process of a small pool of our own (the stdlib pools cannot kill one task): a worker
+runs under an address-space limit, the parent gives each file a wall-clock limit, and a worker
+that overruns, crashes or dies is killed with every process it started and replaced; its file
+gets an error line and the scan goes on. Workers answer with plain data (JSON), which the
+parent validates. Lines come back in folder order, whatever order the workers finish in.
+
+Only regular files are opened: FIFOs, sockets and devices are skipped unopened, and symbolic
+links to folders are not followed. Files that are no checkpoint format are skipped, unless
+they are named like one: an empty or truncated ``model.pt`` gets its error line, it does not
+vanish from the listing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import multiprocessing
 import os
+import resource
+import signal
+import stat
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from paramscope.core.printable import one_line, visible
 from paramscope.errors import InputError
 
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from paramscope.core.report import Report
+    from paramscope.sources.budget import Limits
+
 SKIPPED_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
+CHECKPOINT_SUFFIXES = frozenset(
+    {".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx", ".gguf"}
+    | {".npz", ".npy", ".tflite", ".pb"}
+)
+COUNTS = ("tensors", "params", "bytes", "trainable", "frozen", "state", "unknown")
+MAX_ANSWER_BYTES = 64 * 1024  # a worker's answer for one file is a few hundred bytes
+MAX_ERROR_CHARS = 1000  # of an error a worker sends; the parent shows at most one 300-character line
+MEMORY_EXCEEDED = "exceeded the memory limit"
+READY = b""  # a worker's first message: started, the clock of its first file may start
+
+Read = Callable[[Path], "Report"]
 
 
 @dataclass(frozen=True)
 class ScanLine:
+    """One file's line. ``path`` is the file's own path (undecodable bytes as surrogate
+    escapes, so that it can be opened); ``kind`` and ``error`` are printable already."""
+
     path: str
     kind: str | None
     tensors: int
@@ -33,52 +72,309 @@ class ScanLine:
     unknown: int
     error: str | None = None
 
+    @property
+    def shown_path(self) -> str:
+        """The path as it may be printed: no escape sequence, newline or lone surrogate."""
+        return visible(self.path)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain data for a JSON line, every string printable."""
+        return {**asdict(self), "path": self.shown_path}
 
 
-def _candidates(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        for name in sorted(files):
-            yield Path(root) / name
+def _error_line(path: str, message: str) -> ScanLine:
+    return ScanLine(path, None, 0, 0, 0, 0, 0, 0, 0, one_line(message))
 
 
-def summarise(path_text: str) -> ScanLine | None:
-    """The scan line of one file, or None when it is no checkpoint."""
-    from paramscope.sources.detect import UnrecognisedFormat, read_file
-
-    path = Path(path_text)
+def _is_regular(path: str) -> bool:
+    """Whether ``path`` is a regular file, decided without opening it (a FIFO would block)."""
     try:
-        report = read_file(path)
-    except UnrecognisedFormat:
-        return None
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # a dangling link, or a file removed since the walk listed it
+        return False
+
+
+def _regular_files(folder: Path) -> list[str]:
+    """Every regular file under ``folder``, in folder order.
+
+    ``os.walk`` lists symbolic links to folders without entering them, so links cannot make
+    cycles; ``os.stat`` follows a link to a file, so a link to a device is skipped as the
+    device itself is.
+    """
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        files.extend(path for path in (os.path.join(root, n) for n in sorted(names)) if _is_regular(path))
+    return files
+
+
+# ---------------------------------------------------------------------------- the worker side
+
+
+def _named_like_checkpoint(path: str) -> bool:
+    return Path(path).suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def _error_answer(exc: InputError, path: str) -> dict:
+    return {"error": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
+
+
+def _summary(path: str, read: Read) -> dict | None:
+    """A worker's answer for one file: its counts, its error, or None when it is no checkpoint."""
+    from paramscope.sources.detect import UnrecognisedFormat
+
+    try:
+        report = read(Path(path))
+    except UnrecognisedFormat as exc:
+        return _error_answer(exc, path) if _named_like_checkpoint(path) else None
     except InputError as exc:
-        return ScanLine(path_text, None, 0, 0, 0, 0, 0, 0, 0, str(exc).removeprefix(f"{path}: "))
+        if isinstance(exc.__context__, MemoryError):  # read_file's rewording of our limit's refusal
+            return {"error": MEMORY_EXCEEDED}
+        return _error_answer(exc, path)
+    except MemoryError:  # what read_file lets through under PARAMSCOPE_STRICT
+        return {"error": MEMORY_EXCEEDED}
     totals = report.totals
-    return ScanLine(
-        path_text,
-        report.source.kind,
-        totals["all"].tensors,
-        totals["all"].params,
-        totals["all"].bytes,
-        totals["trainable"].params,
-        totals["frozen"].params,
-        totals["state"].params,
-        totals["unknown"].params,
-    )
+    return {
+        "kind": report.source.kind,
+        "tensors": totals["all"].tensors,
+        "params": totals["all"].params,
+        "bytes": totals["all"].bytes,
+        "trainable": totals["trainable"].params,
+        "frozen": totals["frozen"].params,
+        "state": totals["state"].params,
+        "unknown": totals["unknown"].params,
+    }
 
 
-def scan(folder: str | Path, workers: int | None = None) -> list[ScanLine]:
+def _limit_address_space(extra: int) -> None:
+    """Cap this process's address space at its present size plus ``extra`` bytes.
+
+    Only the soft limit is lowered: the HDF5 sandbox a reader starts sets its own limit, which
+    it could not do under a lower hard limit. Nothing from a file is executed, so nothing can
+    raise the soft limit back.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS anyway)
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _load_numpy() -> None:
+    """Import numpy, the native library readers load, before a worker's size is measured.
+
+    Its import maps ~100 MB of address space, more on machines with many cores (OpenBLAS
+    reserves memory per thread): charged to the memory limit, it would fail every NumPy file
+    where the limit is tight. Imported by the parent before it forks, it loads once for all.
+    """
+    import numpy  # noqa: F401
+
+
+def _next_path(connection: Connection, parent: int) -> str | None:
+    """The next file to read, or None once the parent is done or gone.
+
+    A parent killed outright does not close every copy of its ends of the pipes (forked
+    siblings hold some), so an idle worker also watches for having been orphaned.
+    """
+    while not connection.poll(1.0):
+        if os.getppid() != parent:
+            return None
+    try:
+        return os.fsdecode(connection.recv_bytes())
+    except EOFError:
+        return None
+
+
+def _work(connection: Connection, parent: int, read: Read, limits: Limits, memory: int) -> None:
+    """A worker's life: read the files the parent sends, one at a time, answer each in JSON."""
+    from paramscope.sources.budget import limits as read_limits
+
+    os.setpgrp()  # its own process group, so that killing the group kills the parsers it started
+    _load_numpy()
+    _limit_address_space(memory)
+    with read_limits(**dataclasses.asdict(limits)):
+        connection.send_bytes(READY)
+        while (path := _next_path(connection, parent)) is not None:
+            connection.send_bytes(json.dumps(_summary(path, read)).encode())
+
+
+# ---------------------------------------------------------------------------- the parent side
+
+
+def _parse_answer(path: str, answer: bytes) -> ScanLine | None:
+    """The line a worker's answer stands for; ValueError when it is not one of ours."""
+    fields = json.loads(answer)
+    if fields is None:
+        return None
+    if not isinstance(fields, dict):
+        raise ValueError("not an object")
+    if fields.keys() == {"error"} and isinstance(fields["error"], str):
+        return _error_line(path, fields["error"])
+    if fields.keys() != {"kind", *COUNTS} or not isinstance(fields["kind"], str):
+        raise ValueError("unexpected fields")
+    counts = [fields[name] for name in COUNTS]
+    if not all(type(count) is int and count >= 0 for count in counts):
+        raise ValueError("counts are not non-negative integers")
+    return ScanLine(path, visible(fields["kind"]), *counts)
+
+
+def _crash_message(exitcode: int | None) -> str:
+    if exitcode is None or exitcode >= 0:
+        return f"the reader crashed (exit code {exitcode})"
+    try:
+        return f"the reader crashed ({signal.Signals(-exitcode).name})"
+    except ValueError:
+        return f"the reader crashed (signal {-exitcode})"
+
+
+class _Worker:
+    """One worker process, the pipe to it, and the file it is reading."""
+
+    def __init__(self, context: BaseContext, read: Read, limits: Limits, memory: int) -> None:
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_work, args=(child_end, os.getpid(), read, limits, memory))
+        self.process.start()
+        child_end.close()
+        self.index = -1
+        self.deadline = 0.0
+
+    def give(self, index: int, path: str, seconds: float) -> None:
+        """Send the worker a file; it must answer within ``seconds`` (of starting, if it is new)."""
+        self.index, self.deadline = index, time.monotonic() + seconds
+        with contextlib.suppress(OSError):  # a worker that died is found by its sentinel
+            self.connection.send_bytes(os.fsencode(path))
+
+    def answer(self) -> bytes | None:
+        """The worker's answer, or None when its end of the pipe closed or it sent too much."""
+        try:
+            return self.connection.recv_bytes(MAX_ANSWER_BYTES)
+        except (EOFError, OSError):
+            return None
+
+    def stop(self) -> None:
+        """Kill the worker and every process it started, and reap it; once.
+
+        The group is killed before the worker is reaped: until then its pid, which is the
+        group's id, cannot be reused by an unrelated process.
+        """
+        if self.connection.closed:
+            return
+        self.connection.close()
+        with contextlib.suppress(ProcessLookupError):  # not yet in its own group, or all gone
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.join()
+
+
+class _Pool:
+    """Workers reading ``paths``, one file each at a time; ``run`` returns a line per path."""
+
+    def __init__(self, paths: list[str], read: Read, size: int, limits: Limits, memory: int) -> None:
+        self._paths, self._read, self._size = paths, read, size
+        self._limits, self._seconds, self._memory = limits, limits.seconds, memory
+        # fork is fast, and safe while this process runs no other thread
+        self._context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+        self._todo = deque(range(len(paths)))
+        self._lines: list[ScanLine | None] = [None] * len(paths)
+        self._running: list[_Worker] = []
+
+    def run(self) -> list[ScanLine | None]:
+        if self._context.get_start_method() == "fork":
+            _load_numpy()
+        try:
+            for _ in range(min(self._size, len(self._paths))):
+                self._feed(self._start())
+            while self._running:
+                self._wait()
+        finally:
+            for worker in self._running:
+                worker.stop()
+        return self._lines
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self._context, self._read, self._limits, self._memory)
+        self._running.append(worker)
+        return worker
+
+    def _feed(self, worker: _Worker) -> None:
+        """Give ``worker`` the next file; stop it when none is left."""
+        if self._todo:
+            index = self._todo.popleft()
+            worker.give(index, self._paths[index], self._seconds)
+        else:
+            self._running.remove(worker)
+            worker.stop()
+
+    def _wait(self) -> None:
+        """Wait for an answer, a death or a deadline, and settle every worker it concerns."""
+        timeout = min(worker.deadline for worker in self._running) - time.monotonic()
+        watched = [o for worker in self._running for o in (worker.connection, worker.process.sentinel)]
+        ready = set(wait(watched, timeout=max(0.0, timeout)))
+        now = time.monotonic()
+        for worker in list(self._running):
+            self._settle(worker, ready, now)
+
+    def _settle(self, worker: _Worker, ready: set, now: float) -> None:
+        answer = worker.answer() if worker.connection in ready else None
+        if answer == READY:  # a spawned worker may take seconds to start: not the file's time
+            worker.deadline = now + self._seconds
+        elif answer is not None:
+            try:
+                self._lines[worker.index] = _parse_answer(self._paths[worker.index], answer)
+            except ValueError:
+                self._fail(worker, "the reader sent an invalid answer")
+            else:
+                self._feed(worker)
+        elif worker.connection in ready or worker.process.sentinel in ready:
+            self._fail(worker, None)
+        elif now >= worker.deadline:
+            self._fail(worker, f"exceeded {self._seconds:g} s")
+
+    def _fail(self, worker: _Worker, message: str | None) -> None:
+        """Kill ``worker``, give its file an error line (None: it crashed), replace it."""
+        self._running.remove(worker)
+        worker.stop()
+        message = message or _crash_message(worker.process.exitcode)
+        self._lines[worker.index] = _error_line(self._paths[worker.index], message)
+        if self._todo:
+            self._feed(self._start())
+
+
+def scan(
+    folder: str | Path,
+    workers: int | None = None,
+    *,
+    timeout: float | None = None,
+    max_memory: int | None = None,
+    read: Read | None = None,
+) -> list[ScanLine]:
+    """The line of every checkpoint under ``folder``, in folder order.
+
+    ``workers`` processes (default: one per CPU) read the files; each file may take
+    ``timeout`` seconds (default: the ``seconds`` read limit) and each worker may grow by
+    ``max_memory`` bytes (default: the ``child_memory`` read limit). ``read`` (default
+    ``read_file``) must be a module-level function, so that a spawned worker can import it.
+    """
+    from paramscope.sources.budget import active_limits
+    from paramscope.sources.detect import read_file
+
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
-    paths = [str(p) for p in _candidates(folder)]
+        raise InputError(f"{visible(str(folder))}: not a folder")
+    if any(value is not None and value <= 0 for value in (timeout, max_memory)):
+        raise InputError("the timeout and the memory limit must be positive")
+    paths = _regular_files(folder)
     if not paths:
         return []
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    with ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count(), mp_context=multiprocessing.get_context(method)
-    ) as pool:
-        lines = list(pool.map(summarise, paths, chunksize=8))
-    return [line for line in lines if line is not None]
+    limits = active_limits()
+    pool = _Pool(
+        paths,
+        read or read_file,
+        workers or os.cpu_count() or 1,
+        limits.replace(seconds=timeout or limits.seconds),  # the readers' own clock agrees
+        max_memory or limits.child_memory,
+    )
+    return [line for line in pool.run() if line is not None]
