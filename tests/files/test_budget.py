@@ -309,3 +309,23 @@ def test_visible_and_one_line() -> None:
     assert visible("plain name") == "plain name"
     assert visible("a\tb\u00a0c\U000e0001\x85") == "a\\tb\\xa0c\\U000e0001\\x85"
     assert one_line("x" * 1000).endswith("…") and len(one_line("x" * 1000)) == 300
+
+
+def test_memory_growth_limit_is_a_second_wall() -> None:
+    """In a single-threaded process, a read that escapes its budget meets an address-space
+    limit (MemoryError), and the limit is gone after the read."""
+    script = (
+        "from paramscope.sources.oslimits import memory_growth_limit\n"
+        "try:\n"
+        "    with memory_growth_limit(64 * 2**20):\n"
+        "        bytearray(512 * 2**20)\n"
+        "    print('allocated')\n"
+        "except MemoryError:\n"
+        "    print('refused')\n"
+        "bytearray(512 * 2**20)\n"
+        "print('free again')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["refused", "free", "again"]

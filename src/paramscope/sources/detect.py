@@ -24,6 +24,7 @@ from paramscope.errors import InputError
 from paramscope.sources.archive import open_zip
 from paramscope.sources.boundary import open_regular
 from paramscope.sources.budget import ReadBudget
+from paramscope.sources.oslimits import memory_growth_limit
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -135,11 +136,14 @@ def read_file(path: str | Path) -> Report:
     """A Report of a checkpoint file, read without importing any deep-learning framework.
 
     Nothing in the file is executed; the read is bounded by the active limits
-    (``paramscope.limits``); any problem becomes an InputError naming the file.
+    (``paramscope.limits``) and, in a single-threaded process, by an address-space limit as
+    a second wall; any problem becomes an InputError naming the file.
     """
     path = Path(path)
+    budget = ReadBudget()
     try:
-        return _read(path, ReadBudget())
+        with memory_growth_limit(budget.limits.child_memory):
+            return _read(path, budget)
     except InputError as exc:
         if not str(exc).startswith(str(path)):
             exc.args = (f"{path}: {exc}",)  # every message names the file

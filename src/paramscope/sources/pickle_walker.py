@@ -29,6 +29,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from paramscope.core.printable import visible
 from paramscope.errors import InputError
 from paramscope.sources.boundary import shape_of
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
@@ -191,7 +192,7 @@ def _storage_from_pid(pid: object, budget: ReadBudget) -> StorageRef:
     elif storage_type.module == "torch" and storage_type.name in TORCH_DTYPES:
         dtype = storage_type.name
     else:
-        raise UnsafePickle(f"refused global {storage_type.dotted} as a storage type")
+        raise UnsafePickle(f"refused global {visible(storage_type.dotted)[:120]} as a storage type")
     if type(numel) is not int or not 0 <= numel < 2**63:
         raise InputError(f"bad storage size {numel!r:.40}")
     if not isinstance(key, (str, int)) or not isinstance(location, str):
@@ -335,7 +336,7 @@ class _Decoder:
         if target is None:
             target = self.globals[key] = Global(module, name)
         if not self.allowed(target):
-            raise UnsafePickle(f"refused global {target.dotted[:120]}")
+            raise UnsafePickle(f"refused global {visible(target.dotted)[:120]}")
         return target
 
     # -- the interpreter -------------------------------------------------------------------
@@ -593,9 +594,9 @@ class _Decoder:
             module, pos = self._line(pos)
             name, _ = self._line(pos)
             dotted = f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
-            return f"refused INST opcode instantiating {dotted[:120]}"
+            return f"refused INST opcode instantiating {visible(dotted)[:120]}"
         target = stack[0] if stack else None
-        label = target.dotted[:120] if isinstance(target, Global) else "an object"
+        label = visible(target.dotted)[:120] if isinstance(target, Global) else "an object"
         return f"refused OBJ opcode instantiating {label}"
 
     def _call(self, function: object, args: object) -> object:
