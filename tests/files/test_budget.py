@@ -329,3 +329,14 @@ def test_memory_growth_limit_is_a_second_wall() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.split() == ["refused", "free", "again"]
+
+
+def test_large_real_checkpoints_pass_the_default_budget(tmp_path: Path) -> None:
+    """The limits sit far above real files: 20,000 tensors with an optimizer, saved by torch."""
+    import torch
+
+    state = {f"layers.{i}.weight": torch.zeros(2, 2) for i in range(20_000)}
+    moments = {i: {"exp_avg": torch.zeros(2, 2), "step": torch.tensor(1.0)} for i in range(2_000)}
+    torch.save({"model": state, "optimizer": {"state": moments, "param_groups": []}}, tmp_path / "big.pt")
+    report = paramscope.inspect(tmp_path / "big.pt")
+    assert report.totals["all"].tensors == 20_000 and len(report.optimizer.tensors) == 4_000

@@ -41,6 +41,7 @@ class Limits:
     references: int = 100_000  # extra references to tensors already listed (aliases)
     dims: int = 64  # dimensions of one tensor
     name_chars: int = 4096  # characters of one name
+    tree_chars: int = 64 * MiB  # characters of all node paths built from a file's names
     zip_members: int = 500_000
     zip_ratio: int = 200  # uncompressed / compressed size of a member we decompress
     decompressed_bytes: int = 1024 * MiB  # all the bytes decompressed from archive members
@@ -94,6 +95,7 @@ WORDS = {
     "references": "repeated tensor references",
     "dims": "dimensions",
     "name_chars": "characters in a name",
+    "tree_chars": "characters of node paths",
     "zip_members": "archive members",
     "zip_ratio": "× compression ratio",
     "decompressed_bytes": "decompressed bytes",

@@ -61,25 +61,27 @@ def flat_tree(
 ) -> Node:
     """Nodes from dotted names, in first-seen order; tied names become aliases of the first.
 
-    With a budget, each further name of a tensor already listed is charged to ``references``:
-    a file that names one tensor a million times is refused instead of growing a million rows.
+    With a budget, each further name of a tensor already listed is charged to ``references``
+    (a file that names one tensor a million times is refused instead of growing a million
+    rows), and each node's path to ``tree_chars``.
     """
     builder = builder or TreeBuilder()
     root = Node(path="", name=root_name, type="")
-    index: dict[str, Node] = {"": root}
+    children: dict[tuple[int, str], Node] = {}  # (id of parent, name) -> child: no path strings
     identities: dict[object, object] = {}
     for entry in entries:
         parents, leaf = _split(entry.name)
         if budget is not None and entry.identity in identities:
             budget.charge("references", 1, "the file")
-        node, path = root, ""
+        node = root
         for part in parents:
-            path = join_path(path, part)
-            child = index.get(path)
+            child = children.get((id(node), part))
             if child is None:
-                child = Node(path=path, name=part, type="")
+                child = Node(path=join_path(node.path, part), name=part, type="")
+                if budget is not None:  # deep distinct prefixes: paths quadratic in a name's depth
+                    budget.charge("tree_chars", len(child.path), "the tensor names")
                 node.children.append(child)
-                index[path] = child
+                children[(id(node), part)] = child
             node = child
         token = identities.setdefault(entry.identity, object())  # one object per real tensor
         node.tensors.append(
