@@ -198,7 +198,7 @@ def test_workers_are_spawned_while_threads_run(tmp_path: Path) -> None:
 
 
 FORGED_NAMES = {
-    b"two\nlines.pt": "two\\x0alines.pt",
+    b"two\nlines.pt": "two\\nlines.pt",
     b"\x1b[2Jclear.pt": "\\x1b[2Jclear.pt",
     b"bad\xff.pt": "bad\\udcff.pt",  # not UTF-8: os.walk gives a lone surrogate
 }

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from paramscope.core.printable import one_line, visible
 from paramscope.errors import InputError
+from paramscope.sources.oslimits import address_space, lower
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -121,15 +122,15 @@ def _error_answer(exc: InputError, path: str) -> dict:
 
 def _summary(path: str, read: Read) -> dict | None:
     """A worker's answer for one file: its counts, its error, or None when it is no checkpoint."""
-    from paramscope.sources.detect import UnrecognisedFormat
+    from paramscope.sources.detect import OutOfMemory, UnrecognisedFormat
 
     try:
         report = read(Path(path))
     except UnrecognisedFormat as exc:
         return _error_answer(exc, path) if _named_like_checkpoint(path) else None
+    except OutOfMemory:
+        return {"error": MEMORY_EXCEEDED}
     except InputError as exc:
-        if isinstance(exc.__context__, MemoryError):  # read_file's rewording of our limit's refusal
-            return {"error": MEMORY_EXCEEDED}
         return _error_answer(exc, path)
     except MemoryError:  # what read_file lets through under PARAMSCOPE_STRICT
         return {"error": MEMORY_EXCEEDED}
@@ -144,23 +145,6 @@ def _summary(path: str, read: Read) -> dict | None:
         "state": totals["state"].params,
         "unknown": totals["unknown"].params,
     }
-
-
-def _limit_address_space(extra: int) -> None:
-    """Cap this process's address space at its present size plus ``extra`` bytes.
-
-    Only the soft limit is lowered: the HDF5 sandbox a reader starts sets its own limit, which
-    it could not do under a lower hard limit. Nothing from a file is executed, so nothing can
-    raise the soft limit back.
-    """
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS anyway)
-        return
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    soft = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _load_numpy() -> None:
@@ -194,7 +178,11 @@ def _work(connection: Connection, parent: int, read: Read, limits: Limits, memor
 
     os.setpgrp()  # its own process group, so that killing the group kills the parsers it started
     _load_numpy()
-    _limit_address_space(memory)
+    # Only the soft limit: the HDF5 sandbox a reader starts sets its own, which it could not
+    # do under a lower hard limit. Nothing from a file runs, so nothing can raise it back.
+    size = address_space()
+    if size is not None:
+        lower(resource.RLIMIT_AS, size + memory, hard=False)
     with read_limits(**dataclasses.asdict(limits)):
         connection.send_bytes(READY)
         while (path := _next_path(connection, parent)) is not None:

@@ -40,6 +40,10 @@ class UnrecognisedFormat(InputError):
     """The bytes are no checkpoint format paramscope knows (as opposed to a damaged one)."""
 
 
+class OutOfMemory(InputError):
+    """Reading the file needed more memory than the limits allow."""
+
+
 def _zip_reader(path: Path, names: list[str]) -> ZipReader:
     if any(n.endswith("/data.pkl") or n.endswith("/constants.pkl") for n in names):
         from paramscope.sources.torch_file import read_torch_zip
@@ -152,5 +156,5 @@ def read_file(path: str | Path) -> Report:
         if os.environ.get(STRICT_ENV):
             raise
         if isinstance(exc, MemoryError):
-            raise InputError(f"{path}: reading it needs more memory than this machine has") from None
+            raise OutOfMemory(f"{path}: reading it needs more memory than the limits allow") from None
         raise InputError(f"malformed {path}: {type(exc).__name__}: {str(exc)[:100]}") from None
