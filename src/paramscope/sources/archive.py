@@ -125,6 +125,11 @@ def open_member(
     return archive.open(info)
 
 
+def _name(member: str | zipfile.ZipInfo) -> str:
+    name = member.filename if isinstance(member, zipfile.ZipInfo) else member
+    return f"member {name!r:.80}"
+
+
 def peek_member(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo) -> BinaryIO:
     """A member's stream for reading a bounded prefix (a .npy header): zipfile decompresses
     lazily, so no size cap applies — the caller reads at most a header's worth."""
@@ -135,7 +140,7 @@ def read_member(
     archive: zipfile.ZipFile, member: str | zipfile.ZipInfo, budget: ReadBudget, limit: str
 ) -> bytes:
     """A whole member in memory, within ``limit`` bytes (``pickle_bytes``, ``header_bytes``…)."""
-    with open_member(archive, member, budget, limit) as stream:
+    with zip_errors(_name(member)), open_member(archive, member, budget, limit) as stream:
         return stream.read()
 
 
@@ -143,6 +148,6 @@ def copy_member(
     archive: zipfile.ZipFile, member: str | zipfile.ZipInfo, budget: ReadBudget, limit: str, target: BinaryIO
 ) -> None:
     """Stream a member into ``target`` a chunk at a time, never whole in memory."""
-    with open_member(archive, member, budget, limit) as stream:
+    with zip_errors(_name(member)), open_member(archive, member, budget, limit) as stream:
         while chunk := stream.read(CHUNK):
             target.write(chunk)

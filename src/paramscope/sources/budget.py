@@ -34,11 +34,13 @@ class Limits:
     header_bytes: int = 100 * MiB  # one JSON header, index, config or metadata file
     json_values: int = 2_000_000  # values one JSON document may create
     pickle_bytes: int = 256 * MiB  # one pickle stream (data.pkl of a 400B-param model is ~50 MB)
-    pickle_opcodes: int = 10_000_000
-    pickle_objects: int = 4_000_000  # values a pickle creates (about 64 bytes each at most)
+    # A single pickle needs ~35 opcodes and ~20 objects per tensor: these pass 50,000 tensors
+    # (the largest single-file checkpoints hold a few thousand) at ~1 µs per opcode.
+    pickle_opcodes: int = 2_000_000
+    pickle_objects: int = 2_000_000  # values a pickle creates (about 64 bytes each at most)
     depth: int = 256  # nesting: containers in a pickle or JSON document, nodes in a name
     tensors: int = 1_000_000  # tensors in one file, index or folder
-    references: int = 100_000  # extra references to tensors already listed (aliases)
+    references: int = 10_000  # extra references to tensors already listed (aliases; tied weights)
     dims: int = 64  # dimensions of one tensor
     name_chars: int = 4096  # characters of one name
     tree_chars: int = 64 * MiB  # characters of all node paths built from a file's names

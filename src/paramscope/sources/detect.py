@@ -152,6 +152,8 @@ def read_file(path: str | Path) -> Report:
         if not str(exc).startswith(str(path)):
             exc.args = (f"{path}: {exc}",)  # every message names the file
         raise
+    except OSError as exc:  # the disk or the kernel refused a read (EIO, ENAMETOOLONG…)
+        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:
         if os.environ.get(STRICT_ENV):
             raise

@@ -268,12 +268,18 @@ def _is_dtype_global(target: Global) -> bool:
     return target.module == "torch" and (target.name in STORAGE_DTYPES or target.name in TORCH_DTYPES)
 
 
+PLAIN_KEYS = (str, int, float, bytes, type(None))
+
+
 def _hashable(key: object) -> object:
-    try:
-        hash(key)
-    except TypeError:
-        return repr(key)[:200]
-    return key
+    """A dict key as plain data. Anything but a scalar or a short flat tuple of scalars is
+    replaced by a label: hashing or printing a tuple DAG costs 2**depth, and such keys are
+    never names of tensors."""
+    if isinstance(key, PLAIN_KEYS):
+        return key
+    if isinstance(key, tuple) and len(key) <= 16 and all(isinstance(k, PLAIN_KEYS) for k in key):
+        return key
+    return f"<{type(key).__name__} key>"
 
 
 class _Decoder:

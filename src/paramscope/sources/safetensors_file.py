@@ -142,10 +142,15 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
     shards = sorted(set(weight_map.values()))
     budget.check("shards", len(shards), "index")
     by_name: dict[str, FlatTensor] = {}
+    files: dict[tuple[int, int], str] = {}  # (device, inode) -> shard: each file is read once
     for shard in shards:
         shard_path = path.parent / shard
         if not shard_path.is_file():
             raise InputError(f"{path}: shard {shard!r:.80} is missing")
+        status = shard_path.stat()
+        earlier = files.setdefault((status.st_dev, status.st_ino), shard)
+        if earlier != shard:
+            raise InputError(f"{path}: shards {earlier!r:.60} and {shard!r:.60} are the same file")
         header, buffer_size = read_header(shard_path, budget)
         for entry in _entries(shard_path, header, buffer_size, budget):
             if weight_map.get(entry.name) == shard:

@@ -69,9 +69,13 @@ Found = list[tuple[tuple[str, ...], TensorRef, bool]]
 
 def _found(obj: object, path: Path, budget: ReadBudget) -> Found:
     """Every tensor in the unpickled object, with its key path and whether it is optimizer state."""
-    found = []
+    found, seen, repeats = [], set(), 0
     for entry in tensors_in(obj, budget):
         budget.charge("tensors", 1, "checkpoint")
+        if id(entry[1]) in seen:  # refused here, before a row is built for each alias
+            repeats += 1
+            budget.check("references", repeats, "the file")
+        seen.add(id(entry[1]))
         found.append(entry)
     if not found:
         raise InputError(f"{path}: holds no tensors (not a state dict or checkpoint)")
