@@ -97,7 +97,23 @@ def open_zip(handle: BinaryIO, budget: ReadBudget, what: str) -> zipfile.ZipFile
     if len(names) != len(set(names)):
         archive.close()
         raise InputError(f"{what}: archive has duplicate member names")
+    size = os.fstat(handle.fileno()).st_size
+    for info in archive.infolist():
+        if _impossible(info, size):
+            archive.close()
+            raise InputError(
+                f"{what}: member {info.filename!r:.80} declares more bytes than the archive holds"
+            )
     return archive
+
+
+def _impossible(info: zipfile.ZipInfo, archive_size: int) -> bool:
+    """Whether a member's declared sizes cannot be true: its compressed bytes past the end of
+    the archive, or a stored (uncompressed) member whose two sizes differ. Readers that take a
+    member's size as evidence (torch storages) can then trust it."""
+    if info.header_offset + info.compress_size > archive_size:
+        return True
+    return info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size
 
 
 def _checked_info(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo, budget: ReadBudget, limit: str):

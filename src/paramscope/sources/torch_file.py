@@ -18,7 +18,7 @@ from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
 from paramscope.sources.archive import read_member
 from paramscope.sources.boundary import name_of, open_regular
-from paramscope.sources.budget import ReadBudget
+from paramscope.sources.budget import BudgetExceeded, ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 from paramscope.sources.pickle_walker import StorageRef, TensorRef, tensors_in, walk, walk_at
 
@@ -110,7 +110,9 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
     if len(pickles) != 1:
         raise InputError(f"{path}: not a torch archive (no single */data.pkl)")
     prefix = pickles[0].filename[: -len("data.pkl")] + "data/"
-    sizes = {i.filename[len(prefix) :]: i.file_size for i in infos if i.filename.startswith(prefix)}
+    sizes = {
+        i.filename[len(prefix) :]: _storage_size(i, budget) for i in infos if i.filename.startswith(prefix)
+    }
     obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget)
 
     def storage_bytes(storage: StorageRef) -> int:
@@ -120,6 +122,17 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
         return size
 
     return _report(_found(obj, path, budget), path, storage_bytes, "zip", budget)
+
+
+def _storage_size(info: zipfile.ZipInfo, budget: ReadBudget) -> int:
+    """The bytes a storage member holds, as evidence for its tensors' sizes. torch stores
+    storages uncompressed (open_zip has checked those sizes against the archive); a compressed
+    one may not claim more than ``zip_ratio`` times its compressed bytes."""
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > budget.limits.zip_ratio * max(
+        info.compress_size, 1
+    ):
+        raise BudgetExceeded("zip_ratio", budget.limits.zip_ratio, f"storage {info.filename!r:.60}")
+    return info.file_size
 
 
 def _legacy_storages(data: mmap.mmap, pos: int, found: Found, budget: ReadBudget) -> dict[str, int]:
