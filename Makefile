@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch that lies on the CI machines' disk; a newer pin downloads CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile  # both cores; a test file stays on one worker
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix src tests benchmarks
@@ -35,6 +35,10 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/files.py
 	$(BIN)/python benchmarks/audit.py
+
+# The long fuzzing run (minutes, not part of `make test`): every reader, many more examples.
+fuzz: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/fuzz.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
