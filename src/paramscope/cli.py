@@ -231,7 +231,6 @@ def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_m
     import json
 
     from paramscope.core.printable import visible
-    from paramscope.core.units import keras_size
     from paramscope.ops.scan import scan as scan_folder
 
     memory = max_memory * 1024 * 1024 if max_memory else None
@@ -239,17 +238,27 @@ def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_m
     if fmt == "json":
         text = "".join(json.dumps(line.as_dict()) + "\n" for line in lines)
     else:
-        rows = [
-            f"{line.shown_path}  error: {line.error}"
-            if line.error
-            else f"{line.shown_path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  "
-            f"{keras_size(line.bytes)}" + (f"  trainable {line.trainable:,}" if line.trainable else "")
-            for line in lines
-        ]
-        text = "".join(row + "\n" for row in rows) or f"no checkpoints under {visible(folder)}\n"
+        text = (
+            "".join(_scan_row(line) + "\n" for line in lines) or f"no checkpoints under {visible(folder)}\n"
+        )
     emit(text, output)
     if any(line.error for line in lines):
         sys.exit(1)
+
+
+def _scan_row(line) -> str:
+    """One text line of `scan`: the file's counts, its error, or why it was skipped."""
+    from paramscope.core.units import keras_size
+
+    if line.error:
+        return f"{line.shown_path}  error: {line.error}"
+    if line.skipped:
+        return f"{line.shown_path}  skipped: {line.skipped}"
+    trainable = f"  trainable {line.trainable:,}" if line.trainable else ""
+    return (
+        f"{line.shown_path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  "
+        f"{keras_size(line.bytes)}{trainable}"
+    )
 
 
 class OrderedRulesCommand(click.Command):

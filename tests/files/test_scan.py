@@ -245,3 +245,17 @@ def test_timeout_and_max_memory_options(tmp_path: Path) -> None:
     assert hurried.returncode == 1, hurried.stderr
     error = json.loads(hurried.stdout)["error"]
     assert error == "exceeded 1e-06 s" or error.startswith("reading took longer"), error
+
+
+def test_recognised_formats_are_skipped_not_failed(tmp_path: Path) -> None:
+    """A CoreML model is no error: its line says it was recognised and not read, exit 0."""
+    from tests.files.test_tensorflow_files import coreml_message
+
+    _write_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "model.mlmodel").write_bytes(coreml_message())
+    result = _run_scan(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"{tmp_path / 'model.mlmodel'}  skipped: recognised: CoreML model, not read"
+        in result.stdout.splitlines()
+    )

@@ -72,6 +72,7 @@ class ScanLine:
     state: int
     unknown: int
     error: str | None = None
+    skipped: str | None = None  # a format recognised but not read (CoreML): listed, not an error
 
     @property
     def shown_path(self) -> str:
@@ -123,9 +124,12 @@ def _error_answer(exc: InputError, path: str) -> dict:
 def _summary(path: str, read: Read) -> dict | None:
     """A worker's answer for one file: its counts, its error, or None when it is no checkpoint."""
     from paramscope.sources.detect import OutOfMemory, UnrecognisedFormat
+    from paramscope.sources.protobuf_kinds import RecognisedNotRead
 
     try:
         report = read(Path(path))
+    except RecognisedNotRead as exc:
+        return {"skipped": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
     except UnrecognisedFormat as exc:
         return _error_answer(exc, path) if _named_like_checkpoint(path) else None
     except OutOfMemory:
@@ -201,6 +205,8 @@ def _parse_answer(path: str, answer: bytes) -> ScanLine | None:
         raise ValueError("not an object")
     if fields.keys() == {"error"} and isinstance(fields["error"], str):
         return _error_line(path, fields["error"])
+    if fields.keys() == {"skipped"} and isinstance(fields["skipped"], str):
+        return ScanLine(path, None, 0, 0, 0, 0, 0, 0, 0, skipped=one_line(fields["skipped"]))
     if fields.keys() != {"kind", *COUNTS} or not isinstance(fields["kind"], str):
         raise ValueError("unexpected fields")
     counts = [fields[name] for name in COUNTS]

@@ -30,6 +30,7 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 NPY_MAGIC = b"\x93NUMPY"
 GGUF_MAGIC = b"GGUF"
+TFLITE_IDENTIFIER = b"TFL3"  # a FlatBuffer's file identifier, after its root offset
 STRICT_ENV = "PARAMSCOPE_STRICT"
 
 Reader = Callable[[Path, ReadBudget], Report]
@@ -60,15 +61,11 @@ def _zip_reader(path: Path, names: list[str]) -> ZipReader:
     raise UnrecognisedFormat(f"{path}: a zip archive, but not a torch, Keras or .npz file")
 
 
-ONNX_SECOND_FIELDS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x52, 0x72, 0x7A}
-
-
-def looks_like_onnx(head: bytes) -> bool:
-    """A ModelProto starts with field 1 (ir_version, a small varint), then one of its fields."""
-    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in ONNX_SECOND_FIELDS
-
-
 def _folder_reader(path: Path) -> Reader:
+    if (path / "saved_model.pb").is_file():
+        from paramscope.sources.savedmodel import read_savedmodel
+
+        return read_savedmodel
     indexes = sorted(path.glob("*.safetensors.index.json"))
     if len(indexes) == 1:
         return lambda _, budget: _read_index(indexes[0], budget)
@@ -92,10 +89,14 @@ def _plain_reader(path: Path, head: bytes) -> Reader:
         from paramscope.sources.gguf_file import read_gguf
 
         return read_gguf
-    if looks_like_onnx(head):
-        from paramscope.sources.onnx_file import read_onnx
+    if head[4:8] == TFLITE_IDENTIFIER:
+        from paramscope.sources.tflite_file import read_tflite
 
-        return read_onnx
+        return read_tflite
+    if head[:1] in (b"\x08", b"\x12"):  # a protobuf message starting with field 1 or 2
+        reader = _protobuf_reader(path)
+        if reader is not None:
+            return reader
     from paramscope.sources.torch_file import looks_like_legacy, read_torch_legacy
 
     if looks_like_legacy(head):
@@ -108,7 +109,30 @@ def _plain_reader(path: Path, head: bytes) -> Reader:
         from paramscope.sources.keras_shards import read_keras_sharded
 
         return read_keras_sharded
-    raise UnrecognisedFormat(f"{path}: unrecognised file format (not torch, safetensors, NumPy or Keras)")
+    raise UnrecognisedFormat(
+        f"{path}: unrecognised file format (not torch, safetensors, NumPy, Keras, ONNX, GGUF or TensorFlow)"
+    )
+
+
+def _protobuf_reader(path: Path) -> Reader | None:
+    """ONNX, a SavedModel's graph, CoreML: told apart by their top-level fields, not by name."""
+    from paramscope.sources.protobuf import map_file
+    from paramscope.sources.protobuf_kinds import RecognisedNotRead, protobuf_kind
+
+    kind = protobuf_kind(map_file(path))
+    if kind == "onnx":
+        from paramscope.sources.onnx_file import read_onnx
+
+        return read_onnx
+    if kind == "savedmodel":
+        from paramscope.sources.savedmodel import read_savedmodel
+
+        return read_savedmodel
+    if kind == "coreml":
+        raise RecognisedNotRead("CoreML model")
+    if path.name == "fingerprint.pb" and (path.parent / "saved_model.pb").is_file():
+        raise RecognisedNotRead("SavedModel fingerprint, read with its folder")
+    return None
 
 
 def _read(path: Path, budget: ReadBudget) -> Report:
