@@ -340,3 +340,28 @@ def test_large_real_checkpoints_pass_the_default_budget(tmp_path: Path) -> None:
     torch.save({"model": state, "optimizer": {"state": moments, "param_groups": []}}, tmp_path / "big.pt")
     report = paramscope.inspect(tmp_path / "big.pt")
     assert report.totals["all"].tensors == 20_000 and len(report.optimizer.tensors) == 4_000
+
+
+def test_file_names_are_shown_escaped(tmp_path: Path) -> None:
+    """The user's own file name may hold escape sequences: refusals and reports escape it."""
+    bad = write(tmp_path, "evil\x1b[2J\n.pt", b"\x01garbage")
+    with pytest.raises(InputError) as caught:
+        paramscope.inspect(bad)
+    assert "\x1b" not in str(caught.value) and "evil\\x1b[2J\\n.pt" in str(caught.value)
+    np.save(tmp_path / "arr\x1b]0;t\x07.npy", np.zeros(3, dtype=np.float32))
+    report = paramscope.inspect(tmp_path / "arr\x1b]0;t\x07.npy")
+    text = render_text(report)
+    assert "\x1b" not in text and "\x07" not in text and "arr\\x1b]0;t\\x07" in text
+
+
+def test_data_a_file_describes_but_does_not_hold_is_said(tmp_path: Path) -> None:
+    """Sizes that are declared rather than stored come with a warning saying so."""
+    np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros((1000, 1000), dtype=np.float32))
+    report = paramscope.inspect(tmp_path / "zeros.npz")
+    assert report.totals["all"].bytes == 4_000_000
+    assert any("stored compressed" in warning for warning in report.warnings)
+    expanded = pickles.tensor("0", 1).replace(b"(K\x01t(K\x01t", b"(J\x00\x00\x01\x00t(K\x00t")
+    data = pickles.state_dict([("w", expanded)])
+    report = paramscope.inspect(write(tmp_path, "expand.pt", pickles.torch_zip(data, {"0": 4})))
+    assert report.totals["all"].params == 65536
+    assert any("expanded views (stride 0)" in warning for warning in report.warnings)

@@ -14,11 +14,13 @@ set it) it propagates instead, so such bugs are found rather than hidden.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from paramscope.core.printable import visible
 from paramscope.core.report import Report
 from paramscope.errors import InputError
 from paramscope.sources.archive import open_zip
@@ -171,16 +173,27 @@ def read_file(path: str | Path) -> Report:
     budget = ReadBudget()
     try:
         with memory_growth_limit(budget.limits.child_memory):
-            return _read(path, budget)
+            return _shown_safely(_read(path, budget))
     except InputError as exc:
-        if not str(exc).startswith(str(path)):
-            exc.args = (f"{path}: {exc}",)  # every message names the file
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"  # names the file
+        exc.args = (visible(message),)  # the path and what a parser said may hold anything
         raise
     except OSError as exc:  # the disk or the kernel refused a read (EIO, ENAMETOOLONG…)
-        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        raise InputError(visible(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")) from None
     except Exception as exc:
         if os.environ.get(STRICT_ENV):
             raise
         if isinstance(exc, MemoryError):
-            raise OutOfMemory(f"{path}: reading it needs more memory than the limits allow") from None
-        raise InputError(f"malformed {path}: {type(exc).__name__}: {str(exc)[:100]}") from None
+            raise OutOfMemory(
+                visible(f"{path}: reading it needs more memory than the limits allow")
+            ) from None
+        raise InputError(visible(f"malformed {path}: {type(exc).__name__}: {str(exc)[:100]}")) from None
+
+
+def _shown_safely(report: Report) -> Report:
+    """The report with the file's own path and name printable: readers take names from inside
+    the file through the boundary, but the path (and the root named after it) is the user's
+    file name, which may hold escape sequences too."""
+    report.source = dataclasses.replace(report.source, path=visible(report.source.path or "") or None)
+    report.root.name = visible(report.root.name)
+    return report

@@ -26,6 +26,10 @@ from paramscope.sources.boundary import name_of, open_regular, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 
+COMPRESSED = (
+    "{count} array(s) are stored compressed in the file: their sizes are the sizes the archive "
+    "declares for them, not the bytes on disk."
+)
 MAX_HEADER = 100_000  # numpy's own default cap on a header's length
 # What numpy's header parser raises on damaged or hostile headers.
 HEADER_DAMAGE = (
@@ -71,10 +75,11 @@ def read_npy(path: Path, budget: ReadBudget) -> Report:
 
 
 def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
-    entries = []
+    entries, compressed = [], 0
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
             continue
+        compressed += info.compress_type != zipfile.ZIP_STORED
         budget.charge("tensors", 1, "archive")
         name = info.filename.removesuffix(".npy")
         label = f"{path}:{name_of(info.filename, budget, 'a member name')}"
@@ -85,4 +90,6 @@ def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report
         )
     if not entries:
         raise InputError(f"{path}: holds no arrays")
-    return flat_report(entries, Source(kind="npz", path=str(path)), "An .npz file", path.name, budget=budget)
+    notes = [COMPRESSED.format(count=compressed)] if compressed else []
+    source = Source(kind="npz", path=str(path))
+    return flat_report(entries, source, "An .npz file", path.name, warnings=notes, budget=budget)

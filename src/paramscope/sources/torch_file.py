@@ -23,6 +23,10 @@ from paramscope.sources.flat import FlatTensor, flat_report
 from paramscope.sources.pickle_walker import StorageRef, TensorRef, tensors_in, walk, walk_at
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+EXPANDED = (
+    "{count} tensor(s) are expanded views (stride 0): their elements repeat one stored value "
+    "and are not stored; counts and bytes are those of the view, as torch reports numel()."
+)
 StorageBytes = Callable[[StorageRef], int]  # the bytes the file really holds for a storage
 
 
@@ -82,17 +86,24 @@ def _found(obj: object, path: Path, budget: ReadBudget) -> Found:
     return found
 
 
+def _repeats_elements(ref: TensorRef) -> bool:
+    """A view whose stride is 0 along a dimension of more than one element (``expand``)."""
+    return any(stride == 0 and dim > 1 for dim, stride in zip(ref.shape, ref.stride, strict=True))
+
+
 def _report(
     found: Found, path: Path, storage_bytes: StorageBytes, variant: str, budget: ReadBudget
 ) -> Report:
     model = [(p, r) for p, r, in_optimizer in found if not in_optimizer]
     optimizer = [(p, r) for p, r, in_optimizer in found if in_optimizer]
+    expanded = sum(_repeats_elements(ref) for _, ref, _ in found)
     return flat_report(
         _flat(model, storage_bytes, budget),
         Source(kind="torch_file", path=str(path), framework_version=variant),
         "A torch file",
         path.name,
         optimizer=_flat(optimizer, storage_bytes, budget) if optimizer else None,
+        warnings=[EXPANDED.format(count=expanded)] if expanded else [],
         budget=budget,
     )
 
