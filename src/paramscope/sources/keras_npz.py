@@ -7,24 +7,33 @@ ResourceVariable inside). NumPy cannot read that without unpickling, and Keras 3
 Variable's recorded ``_shape`` and ``_dtype`` without importing or calling anything; framework
 names are allowed as inert records, everything else (``os.system``…) is still refused.
 
-The result has the same plain shape as an HDF5 walk (groups and datasets named
-``layers/<attr>/vars/<i>``), so ``keras_file.structure_report`` names and roles it.
+The npz is a zip inside the zip. It is copied out through the archive caps into an unnamed
+temporary file, so that it is opened like any archive (``open_zip``: its entry count and
+directory checked before zipfile parses them) and its members read through the same caps.
+The result has the layout of an HDF5 walk (groups and datasets named
+``layers/<attr>/vars/<i>``), so keras_store.py reads it as it reads the HDF5 one.
 """
 
 from __future__ import annotations
 
-import math
+import re
+import tempfile
 import tokenize
 import zipfile
 
 from paramscope.core.tree import join_path
 from paramscope.errors import InputError
-from paramscope.sources.limits import MAX_DIMS, MAX_PICKLE_BYTES, MAX_TENSORS, MAX_ZIP_MEMBERS
+from paramscope.sources.archive import copy_member, open_member, open_zip, zip_errors
+from paramscope.sources.boundary import name_of, shape_of
+from paramscope.sources.budget import ReadBudget
+from paramscope.sources.hdf5_structure import Hdf5Dataset, Hdf5Structure
 from paramscope.sources.pickle_walker import Call, Global, walk
 
 WEIGHTS_MEMBER = "model.weights.npz"
 FRAMEWORK_ROOTS = frozenset({"keras", "numpy", "torch", "jax", "jaxlib", "tensorflow", "ml_dtypes"})
 ROOT_ENTRY = "__root__"
+MAX_NPY_HEADER = 100_000
+TYPE_CODE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9]{0,15}")  # 'f4', '<i8', 'bool': no structured dtypes
 
 
 def _framework_name(target: Global) -> bool:
@@ -40,7 +49,7 @@ def _no_persistent_ids(pid) -> None:
     raise InputError(f"unexpected persistent id {pid!r:.80} in Keras npz weights")
 
 
-def _variables(entry: object, label: str) -> dict[str, tuple[tuple[int, ...], str]]:
+def _variables(entry: object, label: str, budget: ReadBudget) -> dict[str, tuple[tuple[int, ...], str]]:
     """index -> (shape, dtype) from one member's unpickled 0-d object array."""
     state = entry.state if isinstance(entry, Call) else None
     if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], list) and state[4]):
@@ -50,17 +59,12 @@ def _variables(entry: object, label: str) -> dict[str, tuple[tuple[int, ...], st
         raise InputError(f"{label}: not a Keras variable record")
     found = {}
     for index, variable in store.items():
+        budget.tick()
         shape, dtype = _shape_and_dtype(variable)
-        valid_shape = (
-            isinstance(shape, tuple)
-            and len(shape) <= MAX_DIMS
-            and all(isinstance(d, int) and 0 <= d < 2**48 for d in shape)
-        )
-        if not (isinstance(index, str) and index.isdigit() and valid_shape and isinstance(dtype, str)):
+        if not (isinstance(index, str) and index.isascii() and index.isdigit()) or not isinstance(dtype, str):
             raise InputError(f"{label}: variable {index!r:.40} has no readable shape and dtype")
-        if math.prod(shape) > 2**62:
-            raise InputError(f"{label}: variable {index} has an absurd shape")
-        found[index] = (shape, dtype)
+        what = f"{label}: variable {index}"
+        found[index] = (shape_of(shape, budget, what), name_of(dtype, budget, what))
     return found
 
 
@@ -82,55 +86,64 @@ def _shape_and_dtype(value: object) -> tuple[object, object]:
 
 
 def _dtype_name(record: object) -> str | None:
-    """The name of a pickled ``numpy.dtype(code, …)``, without calling anything from the file."""
+    """The name of a pickled ``numpy.dtype(code, …)``, without calling anything from the file:
+    only a short type code reaches NumPy."""
     if not (isinstance(record, Call) and record.args and isinstance(record.args[0], str)):
+        return None
+    if not TYPE_CODE.fullmatch(record.args[0]):
         return None
     import numpy as np
 
     try:
-        return np.dtype(record.args[0]).name  # a type code string such as 'f4'
+        return np.dtype(record.args[0]).name
     except (TypeError, ValueError):
         return None
 
 
-def npz_structure(archive: zipfile.ZipFile) -> dict:
-    """Groups and datasets of the archive's ``model.weights.npz``, as ``hdf5_structure`` gives."""
+def _skip_npy_header(member, label: str) -> None:
     from numpy.lib import format as npformat  # numpy only where this rare layout needs it
 
+    try:
+        if npformat.read_magic(member) == (1, 0):
+            npformat.read_array_header_1_0(member, max_header_size=MAX_NPY_HEADER)
+        else:
+            npformat.read_array_header_2_0(member, max_header_size=MAX_NPY_HEADER)
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
+        raise InputError(f"{label}: not a readable .npy header ({str(exc)[:80]})") from None
+
+
+def _entry_variables(weights: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: ReadBudget) -> dict:
+    with open_member(weights, info, budget, "pickle_bytes") as member:
+        _skip_npy_header(member, label)
+        record = walk(
+            member,
+            persistent_load=_no_persistent_ids,
+            also_allowed=_framework_name,
+            reduce=_record,
+            budget=budget,
+        )
+    return _variables(record, label, budget)
+
+
+def npz_structure(archive: zipfile.ZipFile, budget: ReadBudget) -> Hdf5Structure:
+    """Groups and datasets of the archive's ``model.weights.npz``, as an HDF5 walk gives them."""
     groups: dict[str, dict] = {}
-    datasets: list[dict] = []
-    with archive.open(WEIGHTS_MEMBER) as stream, zipfile.ZipFile(stream) as weights:
-        infos = weights.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise InputError(f"{WEIGHTS_MEMBER} has too many members")
-        for info in infos:
-            if not info.filename.endswith(".npy"):
-                continue
-            label = f"{WEIGHTS_MEMBER}/{info.filename}"
-            if info.file_size > MAX_PICKLE_BYTES:
-                raise InputError(f"{label}: larger than paramscope reads")
-            entry_path = info.filename[: -len(".npy")]
-            layer_group = "" if entry_path == ROOT_ENTRY else entry_path
-            with weights.open(info) as member:
-                try:
-                    if npformat.read_magic(member) == (1, 0):
-                        npformat.read_array_header_1_0(member, max_header_size=100_000)
-                    else:
-                        npformat.read_array_header_2_0(member, max_header_size=100_000)
-                except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
-                    raise InputError(f"{label}: not a readable .npy header ({exc})") from None
-                record = walk(
-                    member,
-                    persistent_load=_no_persistent_ids,
-                    also_allowed=_framework_name,
-                    reduce=_record,
-                )
-            if layer_group:  # the root is no group of its own, as in the HDF5 layout
-                groups[layer_group] = {}
-            groups[join_path(layer_group, "vars")] = {}
-            for index, (shape, dtype) in _variables(record, label).items():
-                path = join_path(join_path(layer_group, "vars"), index)
-                datasets.append({"path": path, "shape": shape, "dtype": dtype})
-            if len(datasets) > MAX_TENSORS:
-                raise InputError(f"{WEIGHTS_MEMBER}: too many variables")
-    return {"groups": groups, "datasets": datasets}
+    datasets: list[Hdf5Dataset] = []
+    with tempfile.TemporaryFile() as spill, zip_errors(WEIGHTS_MEMBER):
+        copy_member(archive, WEIGHTS_MEMBER, budget, "decompressed_bytes", spill)
+        spill.flush()  # open_zip measures the file through its descriptor
+        with open_zip(spill, budget, WEIGHTS_MEMBER) as weights:
+            for info in weights.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                label = f"{WEIGHTS_MEMBER}/{name_of(info.filename, budget, WEIGHTS_MEMBER)}"
+                entry_path = label[len(WEIGHTS_MEMBER) + 1 : -len(".npy")]
+                layer_group = "" if entry_path == ROOT_ENTRY else entry_path
+                if layer_group:  # the root is no group of its own, as in the HDF5 layout
+                    groups[layer_group] = {}
+                vars_group = join_path(layer_group, "vars")
+                groups[vars_group] = {}
+                for index, (shape, dtype) in _entry_variables(weights, info, label, budget).items():
+                    budget.charge("tensors", 1, WEIGHTS_MEMBER)
+                    datasets.append(Hdf5Dataset(join_path(vars_group, index), shape, dtype))
+    return Hdf5Structure(groups, tuple(datasets))

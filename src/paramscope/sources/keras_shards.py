@@ -1,67 +1,86 @@
 """Keras 3 sharded weights (``model.save_weights("x.weights.json", max_shard_size=…)``).
 
 The JSON index maps each layer's variable group to the shard files holding it; every shard
-is a Keras 3 weights HDF5 file, walked in the sandbox like any other. Shard names must be
-bare file names beside the index: an index could otherwise point anywhere on the disk.
+is a Keras 3 weights HDF5 file, and all are walked in one sandboxed child. Shard names must be
+bare file names beside the index, regular files: an index could otherwise point anywhere on
+the disk. Names that are links to one file are one shard, read once. Like Keras's
+ShardedH5IOStore, the shards read as one store — a layer split over two shards is one layer.
 Like a single ``.weights.h5``, the set stores no config, so roles are unknown.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
+from paramscope.sources.boundary import expect, load_json, name_of, read_small, require_regular
 from paramscope.sources.budget import ReadBudget
-from paramscope.sources.hdf5_walk import hdf5_structure
-from paramscope.sources.keras_file import structure_report
-from paramscope.sources.limits import MAX_HEADER_BYTES, MAX_SHARDS, MAX_TENSORS
-from paramscope.sources.sandbox import run_sandboxed
+from paramscope.sources.hdf5_structure import Attributes, Hdf5Structure, read_structures
+from paramscope.sources.keras_store import keras3_store
+from paramscope.sources.keras_store_report import keras_tree
 
 
-def _shard_names(index: dict, label: str) -> list[str]:
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+def _shard_names(index: object, budget: ReadBudget, label: str) -> list[str]:
+    weight_map = expect(index, dict, label).get("weight_map")
     if not isinstance(weight_map, dict):
         raise InputError(f"{label}: no weight_map in this Keras weights index")
-    names: list[str] = []
+    names: dict[str, None] = {}
     for files in weight_map.values():
+        budget.tick()
         for name in files if isinstance(files, list) else [files]:
-            if not isinstance(name, str) or not name or name != Path(name).name or name in (".", ".."):
-                raise InputError(f"{label}: shard name {name!r:.80} is not a bare file name")
-            if name not in names:
-                names.append(name)
-    if len(names) > MAX_SHARDS:
-        raise InputError(f"{label}: too many shards")
-    return names
+            bare = _bare_name(name, budget, label)
+            if bare not in names:
+                names[bare] = None
+                budget.charge("shards", 1, label)
+    return list(names)
 
 
-def _walk_shards(paths: list[str]) -> dict:
-    """One structure of all shards (runs in the sandbox)."""
-    groups: dict[str, dict] = {}
-    datasets: list[dict] = []
+def _bare_name(name: object, budget: ReadBudget, label: str) -> str:
+    shown = name_of(name, budget, f"{label}: a shard name")
+    if not name or name != shown or name != Path(name).name or name in (".", ".."):
+        raise InputError(f"{label}: shard name {name!r:.80} is not a bare file name")
+    return name
+
+
+def _distinct_files(paths: list[Path], label: str) -> list[Path]:
+    """The shard files, each once: names that are links to one file (device and inode) are
+    one shard, read once."""
+    files: dict[tuple[int, int], Path] = {}
     for path in paths:
-        shard = hdf5_structure(path)
-        for group, attributes in shard["groups"].items():  # a layer split over shards: merge
-            groups.setdefault(group, {}).update(attributes)
-        datasets += shard["datasets"]
-        if len(datasets) > MAX_TENSORS:
-            raise InputError("too many variables")
-    return {"groups": groups, "datasets": datasets}
+        if not os.path.lexists(path):
+            raise InputError(f"{label}: shard {path.name!r:.80} is missing")
+        require_regular(path)
+        status = os.stat(path)
+        files.setdefault((status.st_dev, status.st_ino), path)
+    return list(files.values())
+
+
+def _merged(shards: list[Hdf5Structure]) -> Hdf5Structure:
+    """One structure of all shards; a layer's group split over several holds all their attributes."""
+    groups: dict[str, Attributes] = {}
+    datasets = []
+    for shard in shards:
+        for group, attributes in shard.groups.items():
+            groups[group] = {**groups.get(group, {}), **attributes}
+        datasets += shard.datasets
+    return Hdf5Structure(groups, tuple(datasets))
 
 
 def read_keras_sharded(path: Path, budget: ReadBudget) -> Report:
-    if path.stat().st_size > MAX_HEADER_BYTES:
-        raise InputError(f"{path}: weights index larger than paramscope reads")
-    try:
-        index = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON weights index ({exc})") from None
-    shards = [path.parent / name for name in _shard_names(index, str(path))]
-    missing = [shard.name for shard in shards if not shard.is_file()]
-    if missing:
-        raise InputError(f"{path}: shard {missing[0]} is missing")
-    structure = run_sandboxed(_walk_shards, [str(s) for s in shards], label=str(path))
-    report = structure_report(structure, None, Source(kind="h5", path=str(path)), path.name)
-    report.warnings.append(f"read from {len(shards)} HDF5 shard(s) named by the index.")
-    return report
+    index = load_json(read_small(path, budget, "weights index"), budget, f"{path}: weights index")
+    names = _shard_names(index, budget, str(path))
+    shards = _distinct_files([path.parent / name for name in names], str(path))
+    structure = _merged(read_structures(shards, budget, str(path)))
+    tree = keras_tree(keras3_store(structure, budget), None, path.name)
+    return Report(
+        source=Source(kind="h5", path=str(path)),
+        root=tree.root,
+        optimizer=tree.optimizer,
+        warnings=[
+            "a weights-only file stores no trainability: roles are unknown.",
+            *tree.storage_warnings(),
+            f"read from {len(shards)} HDF5 shard(s) named by the index.",
+        ],
+    )
