@@ -544,3 +544,15 @@ def test_shard_name_with_a_nul_refused(tmp_path) -> None:
     path = tmp_path / "a.weights.json"
     path.write_text(json.dumps({"weight_map": {"/layers/dense/vars": ["a\u0000.weights.h5"]}}))
     refused(path, "not a bare file name")
+
+
+def test_a_config_contradicting_its_weights_is_the_files_problem(keras_files, tmp_path) -> None:
+    """A Conv2D saved with 8 filters whose config now says 4: explain blames the file, not us."""
+    path = with_config(
+        keras_files["conv.keras"],
+        tmp_path / "lies.keras",
+        lambda c: conv_layer(c)["config"].update(filters=4),
+    )
+    (explained,) = [e for e in paramscope.explain(path).problems if e.path == "conv"]
+    assert explained.problem.startswith("the file's config does not match its weights: the formula gives")
+    assert "paramscope bug" not in explained.problem

@@ -4,7 +4,8 @@ A layer with a spec is explained as a whole (a Bidirectional with both direction
 MultiHeadAttention with its four projections); a node without one that owns tensors gets the
 generic product of its shapes, marked ``generic``. Every formula is checked twice against the
 real tensors — its variable list (names, shapes, trainable or state) and its arithmetic value —
-and a disagreement is reported as a paramscope bug, never shown as the answer.
+and a disagreement is reported — as a paramscope bug for a live model, as a file whose config
+contradicts its weights for a file — never shown as the answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from paramscope.core.report import Node, Report, Role, Tensor
 from paramscope.ops.answer import answer
 from paramscope.specs.expr import Expr, Sym, product, total
-from paramscope.specs.lookup import spec_for
+from paramscope.specs.lookup import FILE_KINDS, spec_for
 from paramscope.specs.spec import ANY_NAME, LayerSpec
 
 
@@ -60,7 +61,9 @@ def _tied_note(tensors: list[Tensor]) -> str:
     return f" {shared:,} of these are tied to {owners} and counted there, once."
 
 
-def _check(spec: LayerSpec, tensors: list[Tensor]) -> str | None:
+def _check(spec: LayerSpec, tensors: list[Tensor], kind: str) -> str | None:
+    """Why the formula and the real tensors disagree, or None. In a live model that is our bug;
+    a file's config may simply contradict the weights stored beside it."""
     named = all(v.name != ANY_NAME for v in spec.variables)
     expected = Counter((v.name if named else ANY_NAME, v.shape, v.state) for v in spec.variables)
     actual = Counter((t.name if named else ANY_NAME, t.shape, t.role is Role.STATE) for t in tensors)
@@ -69,10 +72,12 @@ def _check(spec: LayerSpec, tensors: list[Tensor]) -> str | None:
         return None
     listed = ", ".join(f"{v.name} {_shape_text(v.shape)}" for v in spec.variables)
     real = ", ".join(f"{t.name} {_shape_text(t.shape)}" for t in tensors)
-    return (
-        f"paramscope bug: the formula gives {spec.formula.value:,} ({listed}) but the layer holds "
-        f"{value:,} ({real}). Please report it."
+    disagreement = (
+        f"the formula gives {spec.formula.value:,} ({listed}) but the layer holds {value:,} ({real})"
     )
+    if kind in FILE_KINDS:
+        return f"the file's config does not match its weights: {disagreement}."
+    return f"paramscope bug: {disagreement}. Please report it."
 
 
 def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]:
@@ -94,7 +99,7 @@ def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]
                 tuple(tensors),
                 formula,
                 spec.why[0].upper() + spec.why[1:] + _tied_note(tensors),
-                _check(spec, tensors),
+                _check(spec, tensors, kind),
             ),
             True,
         )
@@ -148,7 +153,7 @@ class Explanation:
 
     @property
     def problems(self) -> list[LayerExplanation]:
-        """Layers whose formula disagrees with their tensors (paramscope bugs)."""
+        """Layers whose formula disagrees with their tensors (our bug, or a self-contradicting file)."""
         return [layer for layer in self.layers if layer.problem]
 
 

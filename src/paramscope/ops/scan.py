@@ -24,7 +24,6 @@ import os
 import resource
 import signal
 import stat
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from paramscope.core.printable import one_line, visible
 from paramscope.errors import InputError
-from paramscope.sources.oslimits import address_space, lower
+from paramscope.sources.oslimits import address_space, lower, start_method
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -270,7 +269,7 @@ class _Pool:
         self._paths, self._read, self._size = paths, read, size
         self._limits, self._seconds, self._memory = limits, limits.seconds, memory
         # fork is fast, and safe while this process runs no other thread
-        self._context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+        self._context = multiprocessing.get_context(start_method())
         self._todo = deque(range(len(paths)))
         self._lines: list[ScanLine | None] = [None] * len(paths)
         self._running: list[_Worker] = []

@@ -167,3 +167,4 @@ def copy_member(
     with zip_errors(_name(member)), open_member(archive, member, budget, limit) as stream:
         while chunk := stream.read(CHUNK):
             target.write(chunk)
+            budget.tick()

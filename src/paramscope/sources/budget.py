@@ -50,7 +50,7 @@ class Limits:
     shards: int = 100_000
     metadata_entries: int = 1_000_000  # GGUF metadata keys and array elements walked
     seconds: float = 60.0  # wall-clock time of one file read
-    child_memory: int = 1024 * MiB  # address space a sandboxed parser may add to its own
+    child_memory: int = 384 * MiB  # address space a reader or sandboxed parser may add to its own
 
     def replace(self, **changes: float) -> Limits:
         """These limits with some changed; unknown names are a clean error."""

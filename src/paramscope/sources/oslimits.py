@@ -34,7 +34,14 @@ def lower(limit: int, value: int, hard: bool = True) -> None:
     resource.setrlimit(limit, (value, value if hard else hard_now))
 
 
+def start_method() -> str:
+    """How to start a child process: fork (fast) only while this process has one thread —
+    forking beside a native thread pool (torch, jax) can deadlock the child — else spawn."""
+    return "fork" if _threads() == 1 else "spawn"
+
+
 def _threads() -> int:
+    """Threads of this process as the kernel counts them (native pools included); 0 if unknown."""
     try:
         with open("/proc/self/status", "rb") as status:
             for line in status:

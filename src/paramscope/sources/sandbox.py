@@ -30,14 +30,13 @@ import os
 import resource
 import select
 import signal
-import threading
 from collections.abc import Callable
 
 from paramscope.core.printable import one_line
 from paramscope.errors import InputError
 from paramscope.sources.boundary import expect, load_json
 from paramscope.sources.budget import BudgetExceeded, Limits, ReadBudget
-from paramscope.sources.oslimits import address_space, lower
+from paramscope.sources.oslimits import address_space, lower, start_method
 
 MAX_ERROR = 200  # characters of a refusal the child reports
 STALL_CPU = 1.0  # seconds of CPU a child may spend between two beats
@@ -198,7 +197,7 @@ class Sandboxed:
     ) -> None:
         self._label, self._budget, self._parser = label, budget, parser
         limits = budget.limits.replace(seconds=max(budget.seconds_left(), 1.0))
-        method = "fork" if threading.active_count() == 1 else "spawn"
+        method = start_method()
         context = multiprocessing.get_context(method)
         self._receiver, sender = context.Pipe(duplex=False)
         self._beats = context.RawValue("Q", 0)
