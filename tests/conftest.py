@@ -1,7 +1,7 @@
 """Test set-up shared by the whole suite.
 
 Keras 3 reads KERAS_BACKEND once, at import: the in-process suite runs on the torch backend,
-and tests/test_backends.py re-runs tests/keras under jax and tensorflow in child processes.
+and tests/test_backend_*.py re-runs tests/keras under jax and tensorflow in child processes.
 tests/tf_keras runs only in its own child process, so TensorFlow's tf.keras never shares a
 process with torch-backed Keras.
 """

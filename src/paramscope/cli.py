@@ -61,10 +61,12 @@ def handles_errors(command):
     )
     @functools.wraps(command)
     def wrapper(*args, debug: bool, read_limits: dict[str, float], **kwargs):
+        from paramscope.sources.boundary import recording_reads
         from paramscope.sources.budget import limits
 
         try:
-            with limits(**read_limits):
+            with limits(**read_limits), recording_reads() as reads:
+                click.get_current_context().meta["reads"] = reads
                 return command(*args, **kwargs)
         except ParamscopeError as exc:
             if debug:
@@ -107,20 +109,23 @@ def show(fmt: str, output: str | None, renderable, render) -> None:
         emit(render(), output)
 
 
-def emit(text: str, output: str | None) -> None:
+def emit(text: str, output: str | None, inputs: list[str] = ()) -> None:
     if output:
         from paramscope.fileio import write_atomic
 
-        write_atomic(output, text, inputs=_input_paths())
+        write_atomic(output, text, inputs=[*_input_paths(), *inputs])
     else:
         click.echo(text, nl=False)
 
 
 def _input_paths() -> list[str]:
-    """The files this command reads (its MODEL, when that is a path), which it never overwrites."""
+    """The files this command read — its MODEL and every file a reader opened (shards,
+    external data) — which its outputs never overwrite."""
     context = click.get_current_context(silent=True)
-    params = context.params if context is not None else {}
-    return [value for key in ("model", "folder") if isinstance(value := params.get(key), str)]
+    if context is None:
+        return []
+    named = [value for key in ("model", "folder") if isinstance(value := context.params.get(key), str)]
+    return [*named, *sorted(context.meta.get("reads", ()))]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -241,7 +246,7 @@ def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_m
         text = (
             "".join(_scan_row(line) + "\n" for line in lines) or f"no checkpoints under {visible(folder)}\n"
         )
-    emit(text, output)
+    emit(text, output, inputs=[line.path for line in lines])  # files scanned, in worker processes
     if any(line.error for line in lines):
         sys.exit(1)
 

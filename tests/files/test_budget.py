@@ -365,3 +365,43 @@ def test_data_a_file_describes_but_does_not_hold_is_said(tmp_path: Path) -> None
     report = paramscope.inspect(write(tmp_path, "expand.pt", pickles.torch_zip(data, {"0": 4})))
     assert report.totals["all"].params == 65536
     assert any("expanded views (stride 0)" in warning for warning in report.warnings)
+
+
+def _safetensors(tensors: dict[str, int]) -> bytes:
+    """A safetensors file of float32 vectors ``name -> length``."""
+    header, offset = {}, 0
+    for name, length in tensors.items():
+        header[name] = {"dtype": "F32", "shape": [length], "data_offsets": [offset, offset + 4 * length]}
+        offset += 4 * length
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + b"\0" * offset
+
+
+def test_outputs_never_overwrite_a_shard_that_was_read(tmp_path: Path) -> None:
+    write(tmp_path, "a.safetensors", _safetensors({"w": 2}))
+    index = write(
+        tmp_path, "m.safetensors.index.json", json.dumps({"weight_map": {"w": "a.safetensors"}}).encode()
+    )
+    before = (tmp_path / "a.safetensors").read_bytes()
+    result = run_cli("summary", str(index), "--output", str(tmp_path / "a.safetensors"))
+    assert result.returncode == 2 and "never writes over its input" in result.stderr
+    assert (tmp_path / "a.safetensors").read_bytes() == before
+
+
+def test_companion_files_may_not_link_outside_the_folder(tmp_path: Path) -> None:
+    """A shard that is a symbolic link out of the model's folder is refused, its size unread."""
+    outside = write(tmp_path, "outside.safetensors", _safetensors({"w": 2}))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "a.safetensors").symlink_to(outside)
+    index = write(
+        model, "m.safetensors.index.json", json.dumps({"weight_map": {"w": "a.safetensors"}}).encode()
+    )
+    assert "leads outside the model's folder" in refusal(index)
+
+
+def test_keys_differing_only_in_lone_surrogates_stay_two_tensors(tmp_path: Path) -> None:
+    data = pickles.state_dict([("\ud800a", pickles.tensor("0", 4)), ("\udfffa", pickles.tensor("1", 4))])
+    report = paramscope.inspect(write(tmp_path, "s.pt", pickles.torch_zip(data, {"0": 16, "1": 16})))
+    assert report.totals["all"].tensors == 2
+    assert sorted(t.name for t in report.tensors()) == ["\\ud800a", "\\udfffa"]

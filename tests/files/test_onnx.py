@@ -669,3 +669,24 @@ def test_fuzzed_models_fail_cleanly(valid_model: bytes, tmp_path_factory) -> Non
             paramscope.inspect(path)
 
     check()
+
+
+def test_external_file_linking_outside_the_folder_refused(external_model: Path, tmp_path_factory) -> None:
+    """A symbolic link beside the model may not lead elsewhere: its size would leak."""
+    weights = external_model.parent / "weights.bin"
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "weights.bin"
+    elsewhere.write_bytes(weights.read_bytes())
+    weights.unlink()
+    weights.symlink_to(elsewhere)
+    with pytest.raises(InputError, match="leads outside the model's folder"):
+        paramscope.inspect(external_model)
+
+
+def test_initializer_defined_twice_refused(tmp_path: Path) -> None:
+    """A second definition of a name would pass as an alias of the first and go uncounted."""
+    small = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "w")
+    large = numpy_helper.from_array(np.zeros(1000, dtype=np.float32), "w")
+    graph = helper.make_graph([], "g", [], [], initializer=[small, large])
+    path = save(helper.make_model(graph), tmp_path / "twice.onnx")
+    with pytest.raises(InputError, match="defined twice in one graph"):
+        paramscope.inspect(path)

@@ -1,7 +1,7 @@
 """Every keras.applications model the backend can build, against Keras's own numbers.
 
 On the torch backend (the in-process run) every model, with and without its top; under jax
-and tensorflow (tests/test_backends.py sets PARAMSCOPE_APPS=third) every third model.
+and tensorflow (tests/test_backend_*.py sets PARAMSCOPE_APPS=third) every third model.
 Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
 frozen model (Keras 3 trains it: roles are per variable); explain derives every weighted layer
 without a wrong formula and with at most 2% generic ones.

@@ -1,4 +1,4 @@
-"""audit on live Keras 3 models, on whichever backend this process runs (tests/test_backends.py
+"""audit on live Keras 3 models, on whichever backend this process runs (tests/test_backend_*.py
 runs this file on jax and tensorflow too). What each backend does with a stale compile is
 recorded here, not assumed: torch and tensorflow train the current trainable set, jax fails
 in the optimizer, which the audit reports as stale-compile.

@@ -1,7 +1,7 @@
 """audit on tf.keras (Keras 2): a base frozen after compile() and fit() keeps training in the
 already-traced train function (PITFALLS stale-compile), and recompiling fixes it.
 
-Run in its own process by tests/test_backends.py.
+Run in its own process by tests/test_backend_*.py.
 """
 
 from __future__ import annotations

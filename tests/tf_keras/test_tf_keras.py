@@ -1,6 +1,6 @@
 """Live tf.keras (Keras 2) models, against tf.keras's own numbers.
 
-Run in its own process by tests/test_backends.py. tf.keras decides trainability per parent:
+Run in its own process by tests/test_backend_*.py. tf.keras decides trainability per parent:
 a sublayer re-enabled under a frozen parent stays frozen (Keras 3 would train it).
 """
 

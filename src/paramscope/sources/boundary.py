@@ -9,10 +9,12 @@ point, readers and everything downstream (renderers, operations) trust the value
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +30,36 @@ _KINDS = {
     stat.S_IFSOCK: "a socket",
     stat.S_IFDIR: "a folder",
 }
+
+
+_READS: ContextVar[set[str] | None] = ContextVar("paramscope_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[set[str]]:
+    """Inside the block, the set of every file a reader opened or sized: the files that a
+    command's outputs must never overwrite (a shard of an index, an external-data file)."""
+    token = _READS.set(set())
+    try:
+        yield _READS.get()
+    finally:
+        _READS.reset(token)
+
+
+def _record(path: str | os.PathLike) -> None:
+    reads = _READS.get()
+    if reads is not None:
+        reads.add(os.fspath(path))
+
+
+def beside(folder: Path, relative: str, what: str) -> Path:
+    """``folder / relative``, if it resolves (symbolic links followed) to a path inside the
+    folder. An index or a model names companion files; a link among them must not lead
+    elsewhere — the size of /etc/shadow would leak through a refusal."""
+    target = folder / relative
+    if not target.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"{what} {relative!r:.80} leads outside the model's folder")
+    return target
 
 
 def _refuse_special(path: str | os.PathLike, mode: int) -> None:
@@ -52,6 +84,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+    _record(path)
     return os.fdopen(fd, "rb")
 
 
@@ -62,6 +95,7 @@ def require_regular(path: str | os.PathLike) -> int:
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     _refuse_special(path, status.st_mode)
+    _record(path)
     return status.st_size
 
 

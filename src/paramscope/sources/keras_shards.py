@@ -15,7 +15,7 @@ from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
-from paramscope.sources.boundary import expect, load_json, name_of, read_small, require_regular
+from paramscope.sources.boundary import beside, expect, load_json, name_of, read_small, require_regular
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Attributes, Hdf5Structure, read_structures
 from paramscope.sources.keras_store import keras3_store
@@ -71,7 +71,7 @@ def _merged(shards: list[Hdf5Structure]) -> Hdf5Structure:
 def read_keras_sharded(path: Path, budget: ReadBudget) -> Report:
     index = load_json(read_small(path, budget, "weights index"), budget, f"{path}: weights index")
     names = _shard_names(index, budget, str(path))
-    shards = _distinct_files([path.parent / name for name in names], str(path))
+    shards = _distinct_files([beside(path.parent, name, f"{path}: shard") for name in names], str(path))
     structure = _merged(read_structures(shards, budget, str(path)))
     tree = keras_tree(keras3_store(structure, budget), None, path.name)
     return Report(

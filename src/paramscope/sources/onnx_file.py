@@ -26,7 +26,7 @@ from paramscope.core.printable import visible
 from paramscope.core.report import Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.errors import InputError
-from paramscope.sources.boundary import name_of, require_regular, shape_of
+from paramscope.sources.boundary import beside, name_of, require_regular, shape_of
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 from paramscope.sources.protobuf import (
@@ -438,7 +438,8 @@ def _check_external_files(folder: Path, tensors: list[Tensor], budget: ReadBudge
         external, label = tensor.external, f"tensor {tensor.name!r:.80}"
         shown = f"{visible(external.location)!r:.80}"
         if external.location not in sizes:
-            sizes[external.location] = _file_size(folder / external.location, shown, label)
+            location = beside(folder, external.location, f"{label}: external data")
+            sizes[external.location] = _file_size(location, shown, label)
         size = sizes[external.location]
         available = max(size - external.offset, 0)
         if external.length is not None:
@@ -488,6 +489,16 @@ def _prefixed(prefix: str, name: str, budget: ReadBudget) -> str:
     return prefix + name
 
 
+def _unique_names(graph: Graph) -> None:
+    """Initializer names are unique in a graph (onnx.checker refuses a second definition);
+    a repeated one would otherwise pass as an alias of the first and go uncounted."""
+    seen: set[str] = set()
+    for name in [t.name for t in graph.initializers] + [s.values.name for s in graph.sparse_initializers]:
+        if name in seen:
+            raise InputError(f"initializer {name!r:.80} is defined twice in one graph")
+        seen.add(name)
+
+
 class _Listing:
     """What the report lists: parameters, Constant nodes, and the tensors stored outside."""
 
@@ -498,6 +509,7 @@ class _Listing:
 
     def graph(self, prefix: str, graph: Graph, budget: ReadBudget) -> None:
         """A graph's initializers (a sparse one counts its dense shape) and Constant nodes."""
+        _unique_names(graph)
         for tensor in graph.initializers:
             name = _prefixed(prefix, tensor.name, budget)
             self.parameters.append(

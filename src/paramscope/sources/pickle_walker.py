@@ -264,6 +264,16 @@ def _inert_dict(cls: Global, args: tuple) -> InertDict:
     return result
 
 
+def _decoded(raw: bytes) -> str:
+    """Text as pickle writes it: UTF-8 with lone surrogates passed through (``\ud800`` stays
+    itself, so two keys that differ only there stay two); invalid bytes kept as surrogate
+    escapes rather than replaced, for the same reason. Names are escaped for display later."""
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape")
+
+
 def _is_dtype_global(target: Global) -> bool:
     return target.module == "torch" and (target.name in STORAGE_DTYPES or target.name in TORCH_DTYPES)
 
@@ -326,9 +336,7 @@ class _Decoder:
 
     def _text(self, pos: int, size: int) -> tuple[object, int]:
         raw, end = self._take(pos, size, LARGE_TEXT)
-        return (
-            Opaque(f"{size:,} bytes of text") if raw is None else bytes(raw).decode("utf-8", "replace")
-        ), end
+        return (Opaque(f"{size:,} bytes of text") if raw is None else _decoded(bytes(raw))), end
 
     def _long(self, pos: int, size: int) -> tuple[object, int]:
         raw, end = self._take(pos, size, LARGE_INT_BYTES)

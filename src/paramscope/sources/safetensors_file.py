@@ -16,7 +16,7 @@ from pathlib import Path
 
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
-from paramscope.sources.boundary import load_json, name_of, open_regular, read_small, shape_of
+from paramscope.sources.boundary import beside, load_json, name_of, open_regular, read_small, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
 
@@ -144,7 +144,7 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
     by_name: dict[str, FlatTensor] = {}
     files: dict[tuple[int, int], str] = {}  # (device, inode) -> shard: each file is read once
     for shard in shards:
-        shard_path = path.parent / shard
+        shard_path = beside(path.parent, shard, "shard")
         if not shard_path.is_file():
             raise InputError(f"{path}: shard {shard!r:.80} is missing")
         status = shard_path.stat()

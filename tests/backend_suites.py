@@ -2,7 +2,9 @@
 
 A backend is chosen once per process (KERAS_BACKEND is read at import), so these suites
 cannot share the torch-backed process of the main run. Each child is a real pytest run; its
-output is shown when it fails, and it must have passed tests, not merely exited 0.
+output is shown when it fails, and it must have passed tests, not merely exited 0. Each suite
+has a test file of its own (tests/test_backend_*.py), so that pytest-xdist, which keeps a
+file on one worker, runs them on different cores.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,12 +34,3 @@ def run_suite(path: str, env_extra: dict[str, str]) -> None:
     closing = output.strip().splitlines()[-1]
     assert re.search(r"\b\d+ passed\b", closing), output[-3000:]
     assert not re.search(r"\b\d+ (failed|error)", closing), output[-6000:]
-
-
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_keras_suite_on_backend(backend: str) -> None:
-    run_suite("tests/keras", {"KERAS_BACKEND": backend, "PARAMSCOPE_APPS": "third"})
-
-
-def test_tf_keras_suite() -> None:
-    run_suite("tests/tf_keras", {"PARAMSCOPE_TF_KERAS_SUITE": "1"})
