@@ -25,7 +25,8 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -n auto --dist loadfile  # both cores; a test file stays on one worker
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; a file stays on one worker
+	$(BIN)/python -m pytest -m serial  # measured tests (CPU seconds), alone
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix src tests benchmarks

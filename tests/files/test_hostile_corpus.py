@@ -23,6 +23,10 @@ from paramscope.core.printable import visible
 from tests.files.hostile_corpus import EITHER, KINDS, READ, REFUSED, write_corpus
 from tests.files.hostile_runner import fingerprint
 
+# Run alone, after the parallel suite: the CPU seconds measured here must be the reader's, not
+# what two cores shared with other test workers add to them.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 CPU_LIMIT_S = 2.0
 RSS_LIMIT_MB = 300.0

@@ -57,8 +57,12 @@ def beside(folder: Path, relative: str, what: str) -> Path:
     folder. An index or a model names companion files; a link among them must not lead
     elsewhere — the size of /etc/shadow would leak through a refusal."""
     target = folder / relative
-    if not target.resolve().is_relative_to(folder.resolve()):
-        raise InputError(f"{what} {relative!r:.80} leads outside the model's folder")
+    try:
+        inside = target.resolve().is_relative_to(folder.resolve())
+    except (ValueError, UnicodeEncodeError, OSError):  # NUL, lone surrogates, a link loop
+        raise InputError(f"{what} {visible(relative)!r:.80} is not a usable file name") from None
+    if not inside:
+        raise InputError(f"{what} {visible(relative)!r:.80} leads outside the model's folder")
     return target
 
 

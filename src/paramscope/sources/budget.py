@@ -40,8 +40,8 @@ class Limits:
     pickle_objects: int = 2_000_000  # values a pickle creates (about 64 bytes each at most)
     depth: int = 256  # nesting: containers in a pickle or JSON document, nodes in a name
     # Tensors in one file, index or folder: the largest real indexes (DeepSeek-V3 with its FP8
-    # scales) hold about 92,000; each costs about 2 KB and 40 µs from file to JSON.
-    tensors: int = 150_000
+    # scales) hold about 92,000; each costs about 2 KB and 20-40 µs from file to JSON.
+    tensors: int = 100_000
     references: int = 10_000  # extra references to tensors already listed (aliases; tied weights)
     dims: int = 64  # dimensions of one tensor
     name_chars: int = 4096  # characters of one name

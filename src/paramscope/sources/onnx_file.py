@@ -226,6 +226,9 @@ def _function(data: memoryview, budget: ReadBudget, depth: int) -> Function:
 
 
 def _graph(data: memoryview, budget: ReadBudget, depth: int) -> Graph:
+    # Count the initializers first (skipping is cheap), so too many are refused before any is decoded.
+    declared = sum(1 for field in fields(data, budget, depth, "GraphProto") if field.number in (5, 15))
+    budget.check("tensors", budget.used("tensors") + declared, "the ONNX model")
     name, nodes, initializers, sparse = "", [], [], []
     for field in fields(data, budget, depth, "GraphProto"):
         match field.number:

@@ -82,6 +82,7 @@ def _offsets(value: object, label: str) -> tuple[int, int]:
 
 def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> list[FlatTensor]:
     """The tensors in the writer's order, each validated, their byte ranges tiling the buffer."""
+    budget.check("tensors", budget.used("tensors") + len(header) - ("__metadata__" in header), str(path))
     ranges = []
     for raw_name, info in header.items():
         if raw_name == "__metadata__":
