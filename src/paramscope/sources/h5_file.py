@@ -20,9 +20,9 @@ from paramscope.errors import InputError
 from paramscope.sources.boundary import name_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Attributes, Hdf5Structure, read_structure
-from paramscope.sources.keras_store import is_keras3_layout, keras3_store, legacy_store
+from paramscope.sources.keras_store import is_keras3_layout, legacy_store
 from paramscope.sources.keras_store_config import LayerConfig, model_config
-from paramscope.sources.keras_store_report import keras_tree
+from paramscope.sources.keras_store_report import keras_tree, weights_only_report
 
 
 def _text(attributes: Attributes, key: str) -> str | None:
@@ -48,16 +48,7 @@ def _version(structure: Hdf5Structure, budget: ReadBudget) -> str:
 def read_h5(path: Path, budget: ReadBudget) -> Report:
     structure = read_structure(path, budget)
     if "layer_names" not in structure.root and is_keras3_layout(structure):  # Keras 3 save_weights()
-        tree = keras_tree(keras3_store(structure, budget), None, path.name)
-        return Report(
-            source=Source(kind="h5", path=str(path)),
-            root=tree.root,
-            optimizer=tree.optimizer,
-            warnings=[
-                "a weights-only file stores no trainability: roles are unknown.",
-                *tree.storage_warnings(),
-            ],
-        )
+        return weights_only_report(structure, budget, str(path), path.name)
     store = legacy_store(structure, budget)
     version = _version(structure, budget)
     config = _legacy_config(structure, budget)

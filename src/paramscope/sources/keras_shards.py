@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paramscope.core.report import Report, Source
+from paramscope.core.report import Report
 from paramscope.errors import InputError
 from paramscope.sources.boundary import beside, expect, load_json, name_of, read_small, require_regular
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Attributes, Hdf5Structure, read_structures
-from paramscope.sources.keras_store import keras3_store
-from paramscope.sources.keras_store_report import keras_tree
+from paramscope.sources.keras_store_report import weights_only_report
 
 
 def _shard_names(index: object, budget: ReadBudget, label: str) -> list[str]:
@@ -73,14 +72,5 @@ def read_keras_sharded(path: Path, budget: ReadBudget) -> Report:
     names = _shard_names(index, budget, str(path))
     shards = _distinct_files([beside(path.parent, name, f"{path}: shard") for name in names], str(path))
     structure = _merged(read_structures(shards, budget, str(path)))
-    tree = keras_tree(keras3_store(structure, budget), None, path.name)
-    return Report(
-        source=Source(kind="h5", path=str(path)),
-        root=tree.root,
-        optimizer=tree.optimizer,
-        warnings=[
-            "a weights-only file stores no trainability: roles are unknown.",
-            *tree.storage_warnings(),
-            f"read from {len(shards)} HDF5 shard(s) named by the index.",
-        ],
-    )
+    note = f"read from {len(shards)} HDF5 shard(s) named by the index."
+    return weights_only_report(structure, budget, str(path), path.name, (note,))

@@ -23,9 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from paramscope.core.report import Node, Role, TensorGroup
+from paramscope.core.report import Node, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
-from paramscope.sources.keras_store import KerasStore, StoredLayer, StoredVariable
+from paramscope.sources.budget import ReadBudget
+from paramscope.sources.hdf5_structure import Hdf5Structure
+from paramscope.sources.keras_store import KerasStore, StoredLayer, StoredVariable, keras3_store
 from paramscope.sources.keras_store_config import LayerConfig
 from paramscope.specs.lookup import NoFormula, spec_for
 from paramscope.specs.spec import ANY_NAME
@@ -194,3 +196,20 @@ def keras_tree(
     not_in_full += [f"optimizer/{v.name or f'var{v.index}'}" for v in store.optimizer if not v.in_full]
     group = TensorGroup("optimizer", optimizer) if optimizer else None
     return KerasTree(root, group, unknown, flags.lost, not_in_full)
+
+
+WEIGHTS_ONLY = "a weights-only file stores no trainability: roles are unknown."
+
+
+def weights_only_report(
+    structure: Hdf5Structure, budget: ReadBudget, path: str, name: str, notes: tuple[str, ...] = ()
+) -> Report:
+    """A Keras 3 ``save_weights`` file, alone or sharded: no config, so variables are named by
+    their index and their roles are unknown."""
+    tree = keras_tree(keras3_store(structure, budget), None, name)
+    return Report(
+        source=Source(kind="h5", path=path),
+        root=tree.root,
+        optimizer=tree.optimizer,
+        warnings=[WEIGHTS_ONLY, *tree.storage_warnings(), *notes],
+    )
