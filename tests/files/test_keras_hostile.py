@@ -29,6 +29,7 @@ from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import structure_of
 from paramscope.sources.sandbox import Sandboxed, parse_reply
 from paramscope.specs.lookup import NoFormula, spec_for
+from tests.files.hostile_corpus import heap_free_space_cut
 
 MiB = 1024 * 1024
 CONV = {"input_shape": [None, 8, 8, 3]}  # the build config Keras records for the conv layer
@@ -186,23 +187,10 @@ def test_datasets_never_written_are_refused_or_flagged(keras_files, tmp_path) ->
     )
 
 
-def heap_loop(data: bytes) -> bytes:
-    """The file with its global heap's free-space object (index 0) given only the low byte of
-    its size: libhdf5 then loops forever reading the heap. A collection is "GCOL", version,
-    3 reserved bytes and its size (8), then objects of (index 2, references 2, reserved 4,
-    size 8) and their data padded to 8 bytes."""
-    at = data.index(b"GCOL") + 16
-    while True:
-        index, _, _, size = struct.unpack_from("<HHIQ", data, at)
-        if index == 0:
-            return data[: at + 8] + struct.pack("<Q", size & 0xFF) + data[at + 16 :]
-        at += 16 + (size + 7) // 8 * 8
-
-
 def test_endless_loop_in_libhdf5_stopped(keras_files, tmp_path) -> None:
     """The loop spends CPU in one libhdf5 call and never returns: the sandbox sees no beat."""
     path = tmp_path / "loop.weights.h5"
-    path.write_bytes(heap_loop(keras_files["conv.weights.h5"].read_bytes()))
+    path.write_bytes(heap_free_space_cut(keras_files["conv.weights.h5"].read_bytes()))
     refused(path, "the HDF5 parser made no progress in 1 s of CPU")
 
 
