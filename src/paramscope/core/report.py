@@ -209,6 +209,33 @@ class Source:
     path: str | None = None
 
 
+class Verdict(str, Enum):
+    """What loading a pickled file with its framework's ``load`` would do."""
+
+    DATA_ONLY = "data-only"  # torch.load(weights_only=True) would load it
+    NEEDS_CODE = "needs-code"  # it names classes from other packages: loading imports them
+    MALICIOUS = "malicious"  # it reaches functions that run commands, open files, eval code
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PickleVerdict:
+    """The verdict on a pickled file and the names behind it (never imported by paramscope)."""
+
+    verdict: Verdict
+    needs_code: tuple[str, ...] = ()  # globals from other packages that loading would import
+    malicious: tuple[tuple[str, str], ...] = ()  # (global, what calling it does)
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict.value,
+            "needs_code": list(self.needs_code),
+            "malicious": [{"global": name, "does": does} for name, does in self.malicious],
+        }
+
+
 @dataclass
 class TensorGroup:
     """Tensors that belong with a model but are not part of it (optimizer slots, metrics)."""
@@ -234,6 +261,11 @@ class Report:
     metrics: TensorGroup | None = None
     constants: TensorGroup | None = None  # ONNX Constant-node tensors: data, not parameters
     warnings: list[str] = field(default_factory=list)
+    # What loading a pickled file would do; None for sources that are not pickles.
+    pickle: PickleVerdict | None = None
+    # Plain, JSON-able facts the file carries beside its tensors (a Lightning checkpoint's
+    # hyper_parameters, epoch and global_step; a TorchScript archive's producer).
+    metadata: dict[str, object] = field(default_factory=dict)
     # Paths of the tensors the compiled train step will update, where the framework captured
     # them at compile() time (tf.keras `_collected_trainable_weights`); None when it did not.
     compiled_trainable: list[str] | None = None

@@ -21,6 +21,7 @@ import tempfile
 import tokenize
 import zipfile
 
+from paramscope.core.printable import visible
 from paramscope.core.tree import join_path
 from paramscope.errors import InputError
 from paramscope.sources.archive import copy_member, open_member, open_zip, zip_errors
@@ -38,6 +39,14 @@ TYPE_CODE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9]{0,15}")  # 'f4', '<i8', 'boo
 
 def _framework_name(target: Global) -> bool:
     return target.module.split(".", 1)[0] in FRAMEWORK_ROOTS or target == Global("functools", "partial")
+
+
+def _refuse_foreign_names(names: dict, label: str) -> None:
+    """Keras pickles only its own and its backends' objects here; anything else is no Keras
+    weights file (the names were recorded, never imported)."""
+    foreign = sorted(g.dotted for g in names.values() if not _framework_name(g))
+    if foreign:
+        raise InputError(f"{label}: refused global {visible(foreign[0])[:120]} (not a Keras weights record)")
 
 
 def _record(function: Global, args: tuple) -> Call:
@@ -115,13 +124,9 @@ def _skip_npy_header(member, label: str) -> None:
 def _entry_variables(weights: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: ReadBudget) -> dict:
     with open_member(weights, info, budget, "pickle_bytes") as member:
         _skip_npy_header(member, label)
-        record = walk(
-            member,
-            persistent_load=_no_persistent_ids,
-            also_allowed=_framework_name,
-            reduce=_record,
-            budget=budget,
-        )
+        names: dict = {}
+        record = walk(member, persistent_load=_no_persistent_ids, reduce=_record, budget=budget, names=names)
+    _refuse_foreign_names(names, label)
     return _variables(record, label, budget)
 
 

@@ -1,12 +1,14 @@
-"""A restricted pickle interpreter that never imports, calls or instantiates anything.
+"""A pickle interpreter that never imports, calls or instantiates anything.
 
 Why hand-written: ``pickle.load`` executes whatever the file asks for (``os.system``, ``eval``,
 any importable callable), and even torch's own ``weights_only`` unpickler imports and calls
 the allowlisted functions — it has had remote-code-execution bugs. We only need the *shape*
 of the data, so we decode the opcode stream ourselves on a stack of inert values: a global is
-a name, a call is a record of which name was applied to which arguments. A global outside a
-small allowlist of data-only names is refused, naming it, before anything else happens; so
-are INST/OBJ/EXT opcodes. Nothing from the file is ever executed.
+a name (:class:`Global`), a call or an instantiation (REDUCE, NEWOBJ, INST, OBJ) is a record
+(:class:`Call`) of which name was applied to which arguments, with the state BUILD gave it and
+the items SETITEMS/APPENDS added. Since nothing is ever executed, no name needs refusing to
+stay safe: every global is recorded (``names``) so that a caller can say what *loading* the
+file would do (see pickle_verdict.py), and the walk goes on to count every tensor it reaches.
 
 Why not ``pickletools.genops``: it is generic (a reader object and a position per opcode) and
 three times slower than this loop, and the opcode budget must be affordable for the largest
@@ -16,8 +18,9 @@ object created and every opcode is charged to the read budget, the MARK stack is
 ``depth``, and a container reached twice through the memo is the same Python object — so a
 DAG that would expand into 2^64 paths stays as small as the pickle that describes it.
 
-The handlers for the allowlisted names build inert records (``StorageRef``, ``TensorRef``)
-from their arguments; callers walk the resulting plain Python structure (see :func:`tensors_in`).
+The data-only names torch checkpoints use (tensor and parameter rebuilds, ``OrderedDict``) are
+interpreted into inert records (``StorageRef``, ``TensorRef``, ``InertDict``); callers walk the
+resulting plain Python structure (see :func:`tensors_in`).
 """
 
 from __future__ import annotations
@@ -84,32 +87,6 @@ TORCH_DTYPES = frozenset(
     }
 )
 
-# Data-only names a checkpoint may mention; each is interpreted, never imported.
-ALLOWED = frozenset(
-    {
-        ("collections", "OrderedDict"),
-        ("collections", "defaultdict"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "slice"),
-        ("builtins", "complex"),
-        ("builtins", "bytearray"),
-        ("__builtin__", "set"),
-        ("torch._utils", "_rebuild_tensor"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_tensor_v3"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch._utils", "_rebuild_parameter_with_state"),
-        ("torch", "Size"),
-        ("torch", "device"),
-        ("torch._tensor", "_rebuild_from_type_v2"),
-        ("torch.nn.parameter", "Parameter"),
-        ("_codecs", "encode"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "dtype"),
-    }
-)
 LARGE_BYTES = 4096  # bytes constants longer than this become Opaque markers, never copied
 LARGE_TEXT = 1024 * 1024  # so do strings longer than this
 LARGE_INT_BYTES = 64  # so do integers wider than this (no real checkpoint needs them)
@@ -153,13 +130,18 @@ class TensorRef:
     parameter: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
-    """An allowlisted callable applied to arguments we did not need to understand."""
+    """A name applied to arguments, never executed: what loading would have built.
+
+    ``state`` is what BUILD gave the object (a pickled class's ``__dict__``); ``items`` and
+    ``listitems`` are what SETITEMS and APPENDS added to it (dict and list subclasses)."""
 
     function: Global | Call
     args: tuple
     state: object = None
+    items: dict | None = None
+    listitems: list | None = None
 
 
 class InertDict(dict):
@@ -172,11 +154,7 @@ class InertDict(dict):
         self.cls = cls
 
 
-class UnsafePickle(InputError):
-    pass
-
-
-Policy = Callable[[Global], bool]
+Names = dict[tuple[str, str], Global]  # every global a pickle named, collected across pickles
 Reduce = Callable[[Global, tuple], object]
 PersistentLoad = Callable[[object], object]
 
@@ -192,7 +170,7 @@ def _storage_from_pid(pid: object, budget: ReadBudget) -> StorageRef:
     elif storage_type.module == "torch" and storage_type.name in TORCH_DTYPES:
         dtype = storage_type.name
     else:
-        raise UnsafePickle(f"refused global {visible(storage_type.dotted)[:120]} as a storage type")
+        raise InputError(f"storage type {visible(storage_type.dotted)[:120]} is not a torch storage")
     if type(numel) is not int or not 0 <= numel < 2**63:
         raise InputError(f"bad storage size {numel!r:.40}")
     if not isinstance(key, (str, int)) or not isinstance(location, str):
@@ -274,10 +252,6 @@ def _decoded(raw: bytes) -> str:
         return raw.decode("utf-8", "surrogateescape")
 
 
-def _is_dtype_global(target: Global) -> bool:
-    return target.module == "torch" and (target.name in STORAGE_DTYPES or target.name in TORCH_DTYPES)
-
-
 PLAIN_KEYS = (str, int, float, bytes, type(None))
 
 
@@ -301,15 +275,13 @@ class _Decoder:
         start: int,
         budget: ReadBudget,
         persistent_load: PersistentLoad,
-        allowed: Policy,
         reduce: Reduce,
-        calls_may_call: bool,
+        names: Names,
     ) -> None:
         self.data, self.budget = data, budget
         self.end = min(len(data), start + budget.limits.pickle_bytes)  # past it: over budget
-        self.persistent_load, self.allowed, self.reduce = persistent_load, allowed, reduce
-        self.calls_may_call = calls_may_call  # functools.partial(cls)(…) in Keras npz
-        self.globals: dict[tuple[str, str], Global] = {}
+        self.persistent_load, self.reduce = persistent_load, reduce
+        self.globals = names
 
     # -- argument readers ------------------------------------------------------------------
     def _take(self, pos: int, size: int, keep: int) -> tuple[bytes | None, int]:
@@ -348,9 +320,9 @@ class _Decoder:
         key = (module, name)
         target = self.globals.get(key)
         if target is None:
+            if not module or not name:
+                raise InputError(f"malformed pickle (a global without a name: {visible(module)[:60]!r})")
             target = self.globals[key] = Global(module, name)
-        if not self.allowed(target):
-            raise UnsafePickle(f"refused global {visible(target.dotted)[:120]}")
         return target
 
     # -- the interpreter -------------------------------------------------------------------
@@ -478,20 +450,17 @@ class _Decoder:
                 name = stack.pop()
                 module = stack.pop()
                 if not isinstance(module, str) or not isinstance(name, str):
-                    raise UnsafePickle("refused STACK_GLOBAL with non-string names")
+                    raise InputError("malformed pickle (STACK_GLOBAL with names that are not text)")
                 stack.append(self._global(module, name))
             elif op == 0x63:  # GLOBAL
                 module, pos = self._line(pos)
                 name, pos = self._line(pos)
-                stack.append(self._global(module.decode("utf-8", "replace"), name.decode("utf-8", "replace")))
+                stack.append(self._global(_decoded(module), _decoded(name)))
             elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
                 if op == 0x92:
                     stack.pop()  # keyword arguments
                 args = stack.pop()
-                cls = stack.pop()
-                if not isinstance(cls, Global):
-                    raise UnsafePickle("refused NEWOBJ of something that is not an allowed global")
-                stack.append(self.reduce(cls, args if isinstance(args, tuple) else ()))
+                stack.append(self._call(stack.pop(), args if isinstance(args, tuple) else ()))
                 objects += 1
             elif op == 0x2E:  # STOP
                 if len(stack) != 1 or metastack:
@@ -566,12 +535,28 @@ class _Decoder:
                 line, pos = self._line(pos)
                 memo[self._int(line)] = stack[-1]
                 objects += 1
-            elif op in (0x69, 0x6F):  # INST, OBJ
-                raise UnsafePickle(self._instantiation(op, pos, stack))
-            elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
-                raise UnsafePickle("refused pickle extension-registry opcode")
+            elif op == 0x69:  # INST: the class in two text lines, its arguments since MARK
+                module, pos = self._line(pos)
+                name, pos = self._line(pos)
+                target = self._global(_decoded(module), _decoded(name))
+                args = tuple(stack)
+                stack = self._pop_mark(metastack)
+                stack.append(self.reduce(target, args))
+                objects += 1
+            elif op == 0x6F:  # OBJ: the class and its arguments, all since MARK
+                items = stack
+                stack = self._pop_mark(metastack)
+                if not items:
+                    raise InputError("malformed pickle (OBJ without a class)")
+                stack.append(self._call(items[0], tuple(items[1:])))
+                objects += 1
+            elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4: a code in copyreg's registry
+                width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                code = int.from_bytes(data[pos : pos + width], "little")
+                pos += width
+                stack.append(self._global("copyreg", f"<extension code {code}>"))
             else:
-                raise UnsafePickle(f"refused pickle opcode 0x{op:02x}")
+                raise InputError(f"malformed pickle (unknown opcode 0x{op:02x})")
 
     def _text_opcode(self, op: int, pos: int, memo: dict) -> tuple[object, int]:
         """INT, LONG, FLOAT, STRING, UNICODE, PERSID, GET and PUT: arguments as text lines."""
@@ -603,20 +588,13 @@ class _Decoder:
         except ValueError:
             raise InputError("malformed pickle (bad memo key)") from None
 
-    def _instantiation(self, op: int, pos: int, stack: list) -> str:
-        if op == 0x69:  # INST names its class in two text lines
-            module, pos = self._line(pos)
-            name, _ = self._line(pos)
-            dotted = f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
-            return f"refused INST opcode instantiating {visible(dotted)[:120]}"
-        target = stack[0] if stack else None
-        label = visible(target.dotted)[:120] if isinstance(target, Global) else "an object"
-        return f"refused OBJ opcode instantiating {label}"
-
     def _call(self, function: object, args: object) -> object:
-        callable_types = (Global, Call) if self.calls_may_call else (Global,)
-        if not isinstance(function, callable_types) or not isinstance(args, tuple):
-            raise UnsafePickle("refused REDUCE of something that is not an allowed global")
+        """``function(*args)`` as a record. Loading would fail on anything but a global or
+        an object built from one, so the file is malformed there."""
+        if not isinstance(function, (Global, Call)) or not isinstance(args, tuple):
+            raise InputError(f"malformed pickle (a call of a {type(function).__name__})")
+        if isinstance(function, Call):
+            return Call(function, args)
         return self.reduce(function, args)
 
     @staticmethod
@@ -636,6 +614,10 @@ class _Decoder:
     def _setitems(target: object, items: list) -> None:
         if len(items) % 2:
             raise InputError("malformed pickle (odd dict items)")
+        if isinstance(target, Call):  # a dict subclass: its items are kept with the record
+            if target.items is None:
+                target.items = {}
+            target = target.items
         if not isinstance(target, dict):
             raise InputError("malformed pickle (SETITEM on a non-dict)")
         for i in range(0, len(items), 2):
@@ -645,19 +627,12 @@ class _Decoder:
     def _append(target: object, items: list) -> None:
         if isinstance(target, list):
             target.extend(items)
-        elif not isinstance(target, (InertDict, Call)):  # set/defaultdict contents: not needed
+        elif isinstance(target, Call):  # a list subclass (or a set's ADDITEMS)
+            if target.listitems is None:
+                target.listitems = []
+            target.listitems.extend(items)
+        elif not isinstance(target, InertDict):  # a defaultdict's contents: not needed
             raise InputError("malformed pickle (APPEND on a non-list)")
-
-
-def _default_policy(also_allowed: Policy | None) -> Policy:
-    def allowed(target: Global) -> bool:
-        return (
-            (target.module, target.name) in ALLOWED
-            or _is_dtype_global(target)
-            or (also_allowed is not None and also_allowed(target))
-        )
-
-    return allowed
 
 
 def walk_at(
@@ -665,25 +640,22 @@ def walk_at(
     start: int,
     budget: ReadBudget,
     persistent_load: PersistentLoad | None = None,
-    also_allowed: Policy | None = None,
     reduce: Reduce | None = None,
+    names: Names | None = None,
 ) -> tuple[object, int]:
     """The pickle at ``data[start:]`` as inert Python data, and where its STOP ends.
 
-    Refuses anything but data. Tensors become ``TensorRef`` records of torch storages unless
-    ``persistent_load`` and ``reduce`` say otherwise. A reader whose format pickles framework
-    objects by design (Keras's npz weights) widens the allowlist with ``also_allowed`` and may
-    keep every call a plain record with ``reduce``: the names stay inert, never imported or
-    called.
+    Tensors become ``TensorRef`` records of torch storages unless ``persistent_load`` and
+    ``reduce`` say otherwise (Keras's npz weights keep every call a plain record). Every global
+    the pickle names is added to ``names``, for the caller's verdict; none is imported.
     """
     decoder = _Decoder(
         data,
         start,
         budget,
         persistent_load or (lambda pid: _storage_from_pid(pid, budget)),
-        _default_policy(also_allowed),
         reduce or (lambda function, args: _reduce(function, args, budget)),
-        also_allowed is not None,
+        {} if names is None else names,
     )
     try:
         return decoder.run(start)
@@ -696,23 +668,24 @@ def walk_at(
 def walk(
     data: bytes | io.BufferedIOBase,
     persistent_load: PersistentLoad | None = None,
-    also_allowed: Policy | None = None,
     reduce: Reduce | None = None,
     budget: ReadBudget | None = None,
+    names: Names | None = None,
 ) -> object:
     """One pickle (bytes, or the rest of a stream, at most ``pickle_bytes``) as inert data."""
     budget = budget or ReadBudget()
     if not isinstance(data, (bytes, bytearray)):
         data = data.read(budget.limits.pickle_bytes + 1)
-    return walk_at(bytes(data), 0, budget, persistent_load, also_allowed, reduce)[0]
+    return walk_at(bytes(data), 0, budget, persistent_load, reduce, names)[0]
 
 
 def tensors_in(value: object, budget: ReadBudget) -> Iterator[tuple[tuple[str, ...], TensorRef, bool]]:
     """Every tensor under ``value`` with its key path and whether it sits in optimizer state.
 
-    Iterative and linear: a container reached a second time (the memo makes DAGs and cycles
-    cheap to write) is not walked again — its tensors were listed at its first path — and
-    nesting deeper than ``depth`` is refused. A tensor reached twice is listed twice (tied
+    An object pickled from a class (a :class:`Call` record) is looked into like a container:
+    its BUILD state, its items and its arguments. Iterative and linear: a container reached a
+    second time (the memo makes DAGs and cycles cheap to write) is not walked again — its
+    tensors were listed at its first path — and nesting deeper than ``depth`` is refused. A tensor reached twice is listed twice (tied
     weights are aliases of one tensor).
     """
     seen: set[int] = set()
@@ -722,11 +695,13 @@ def tensors_in(value: object, budget: ReadBudget) -> Iterator[tuple[tuple[str, .
         if isinstance(item, TensorRef):
             yield path, item, in_optimizer
             continue
-        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
+        if not isinstance(item, (dict, list, tuple, Call)) or id(item) in seen:
             continue
         seen.add(id(item))
         budget.check("depth", len(path), "pickle")
-        if isinstance(item, dict):
+        if isinstance(item, Call):
+            children = [(part, path, in_optimizer) for part in _call_parts(item)]
+        elif isinstance(item, dict):
             optimizer_like = in_optimizer or ("state" in item and "param_groups" in item)
             children = [
                 (child, (*path, str(key)), optimizer_like or _optimizer_key(key))
@@ -735,6 +710,12 @@ def tensors_in(value: object, budget: ReadBudget) -> Iterator[tuple[tuple[str, .
         else:
             children = [(child, (*path, str(i)), in_optimizer) for i, child in enumerate(item)]
         stack.extend(reversed(children))
+
+
+def _call_parts(call: Call) -> list[object]:
+    """What a record holds, outermost first: its state (``__dict__``), items, list items, args."""
+    parts = [call.state, call.items, call.listitems, call.args]
+    return [part for part in parts if part]
 
 
 OPTIMIZER_KEYS = frozenset({"optimizer", "optimizers", "optimizer_states", "optimizer_state_dict", "optim"})

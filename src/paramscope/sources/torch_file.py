@@ -1,8 +1,9 @@
 """torch ``.pt`` / ``.pth`` / ``.bin`` files, zip (torch >= 1.6) and legacy, without torch.
 
-The pickle inside is read by our restricted walker (pickle_walker.py): tensors become
-references to storages that we size-check against the bytes the file really holds, but never
-read. Checkpoints that nest a state dict (``{'model': ..., 'optimizer': ..., 'epoch': ...}``,
+The pickle inside is read by our inert walker (pickle_walker.py): tensors become references
+to storages that we size-check against the bytes the file really holds, but never read; every
+global the pickles name goes into the report's verdict (pickle_verdict.py) — what ``torch.load``
+would import or run — and nothing is imported here. Checkpoints that nest a state dict (``{'model': ..., 'optimizer': ..., 'epoch': ...}``,
 Lightning's ``state_dict``) are unwrapped; optimizer moments are reported apart from the model.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import mmap
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from paramscope.core.dtypes import dtype_bits
@@ -20,7 +22,8 @@ from paramscope.sources.archive import read_member
 from paramscope.sources.boundary import name_of, open_regular
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
-from paramscope.sources.pickle_walker import StorageRef, TensorRef, tensors_in, walk, walk_at
+from paramscope.sources.pickle_verdict import verdict_of
+from paramscope.sources.pickle_walker import Names, StorageRef, TensorRef, tensors_in, walk, walk_at
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 EXPANDED = (
@@ -92,12 +95,12 @@ def _repeats_elements(ref: TensorRef) -> bool:
 
 
 def _report(
-    found: Found, path: Path, storage_bytes: StorageBytes, variant: str, budget: ReadBudget
+    found: Found, path: Path, storage_bytes: StorageBytes, variant: str, budget: ReadBudget, names: Names
 ) -> Report:
     model = [(p, r) for p, r, in_optimizer in found if not in_optimizer]
     optimizer = [(p, r) for p, r, in_optimizer in found if in_optimizer]
     expanded = sum(_repeats_elements(ref) for _, ref, _ in found)
-    return flat_report(
+    report = flat_report(
         _flat(model, storage_bytes, budget),
         Source(kind="torch_file", path=str(path), framework_version=variant),
         "A torch file",
@@ -106,6 +109,21 @@ def _report(
         warnings=[EXPANDED.format(count=expanded)] if expanded else [],
         budget=budget,
     )
+    report.pickle = verdict_of(names.values())
+    return report
+
+
+@contextmanager
+def _naming_danger(names: Names) -> Iterator[None]:
+    """A file that cannot be read but reaches dangerous globals says so in its error."""
+    try:
+        yield
+    except InputError as exc:
+        verdict = verdict_of(names.values())
+        if not verdict.malicious:
+            raise
+        reached = ", ".join(name for name, _ in verdict.malicious[:3])
+        raise type(exc)(f"malicious pickle (reaches {reached}); {exc}") from None
 
 
 def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
@@ -124,7 +142,10 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
     sizes = {
         i.filename[len(prefix) :]: _storage_size(i, budget) for i in infos if i.filename.startswith(prefix)
     }
-    obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget)
+    names: Names = {}
+    with _naming_danger(names):
+        obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget, names=names)
+        found = _found(obj, path, budget)
 
     def storage_bytes(storage: StorageRef) -> int:
         size = sizes.get(storage.key)
@@ -132,7 +153,8 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
             raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the archive")
         return size
 
-    return _report(_found(obj, path, budget), path, storage_bytes, "zip", budget)
+    with _naming_danger(names):
+        return _report(found, path, storage_bytes, "zip", budget, names)
 
 
 def _storage_size(info: zipfile.ZipInfo, budget: ReadBudget) -> int:
@@ -146,11 +168,13 @@ def _storage_size(info: zipfile.ZipInfo, budget: ReadBudget) -> int:
     return info.file_size
 
 
-def _legacy_storages(data: mmap.mmap, pos: int, found: Found, budget: ReadBudget) -> dict[str, int]:
+def _legacy_storages(
+    data: mmap.mmap, pos: int, found: Found, budget: ReadBudget, names: Names
+) -> dict[str, int]:
     """Key -> bytes of each storage written after the pickles: an int64 element count, then the
     elements, whose size the pickle's storage type gives. Only the counts are read; each
     storage must lie inside the file."""
-    keys, pos = walk_at(data, pos, budget)
+    keys, pos = walk_at(data, pos, budget, names=names)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise InputError("the legacy storage list is not a list of keys")
     budget.check("tensors", len(keys), "legacy checkpoint")
@@ -173,22 +197,28 @@ def _legacy_storages(data: mmap.mmap, pos: int, found: Found, budget: ReadBudget
 def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
     """The pre-1.6 format: magic, protocol and sys-info pickles, the object's pickle, the list
     of storage keys, then each storage's element count and raw elements."""
-    with open_regular(path) as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        magic, pos = walk_at(data, 0, budget)
+    names: Names = {}
+    with (
+        open_regular(path) as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+        _naming_danger(names),
+    ):
+        magic, pos = walk_at(data, 0, budget, names=names)
         if magic != LEGACY_MAGIC:
             raise InputError(f"{path}: not a legacy torch file (bad magic number)")
-        _, pos = walk_at(data, pos, budget)  # protocol version
-        _, pos = walk_at(data, pos, budget)  # sys info
-        obj, pos = walk_at(data, pos, budget)
+        _, pos = walk_at(data, pos, budget, names=names)  # protocol version
+        _, pos = walk_at(data, pos, budget, names=names)  # sys info
+        obj, pos = walk_at(data, pos, budget, names=names)
         found = _found(obj, path, budget)
-        sizes = _legacy_storages(data, pos, found, budget)
+        sizes = _legacy_storages(data, pos, found, budget, names)
 
     def storage_bytes(storage: StorageRef) -> int:
         if storage.key not in sizes:
             raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the file")
         return sizes[storage.key]
 
-    return _report(found, path, storage_bytes, "legacy", budget)
+    with _naming_danger(names):
+        return _report(found, path, storage_bytes, "legacy", budget, names)
 
 
 def looks_like_legacy(head: bytes) -> bool:

@@ -1,0 +1,215 @@
+"""What loading a pickled file would do, from the globals it names: data-only, needs-code or
+malicious.
+
+The walker never imports or calls a name, so paramscope reads every pickle safely; this
+verdict is for the *user*, who will load the file with their framework:
+
+- ``data-only``: every name is on torch's ``weights_only=True`` allowlist (tensor and parameter
+  rebuilds, storages, dtypes, ``OrderedDict``, ``torch.Size``, ...): ``torch.load`` loads it
+  without running foreign code.
+- ``needs-code``: it names classes or functions from other packages
+  (``omegaconf.listconfig.ListConfig``, ``mypackage.models.ResNet``): loading imports them and
+  needs ``weights_only=False`` (or ``torch.serialization.add_safe_globals``).
+- ``malicious``: it reaches a function that runs commands, evaluates code, opens files or
+  sockets, imports modules or unpickles nested data. No real checkpoint names these; a pickle
+  that does is an attack, even when it also holds real weights (a trojaned checkpoint).
+
+The allowlist mirrors ``torch._weights_only_unpickler._get_allowed_globals`` (torch 2.13); the
+dangerous names are a denylist by module and by function, each with what it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from paramscope.core.printable import visible
+from paramscope.core.report import PickleVerdict, Verdict
+from paramscope.sources.pickle_walker import Global
+
+DATA_ONLY_NAMES = frozenset(
+    {
+        "collections.OrderedDict",
+        "collections.Counter",
+        "torch.nn.parameter.Parameter",
+        "torch.serialization._get_layout",
+        "torch.Size",
+        "torch.Tensor",
+        "torch.device",
+        "torch._tensor._rebuild_from_type_v2",
+        "_codecs.encode",
+        "builtins.bytearray",
+        "builtins.set",
+        "builtins.complex",
+        "torch.storage.TypedStorage",
+        "torch.storage.UntypedStorage",
+        "torch.per_tensor_affine",
+        "torch.per_tensor_symmetric",
+        "torch.per_channel_affine",
+        "torch.per_channel_symmetric",
+        "torch.per_channel_affine_float_qparams",
+    }
+)
+TORCH_TYPE_MODULES = frozenset({"torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse"})
+DTYPE_PREFIXES = ("float", "bfloat", "int", "uint", "complex", "bool", "qint", "quint", "bits")
+
+# Whole modules whose every function does one of these things when called.
+DANGEROUS_MODULES = {
+    "os": "runs commands or touches files",
+    "posix": "runs commands or touches files",
+    "nt": "runs commands or touches files",
+    "subprocess": "runs commands",
+    "pty": "runs commands",
+    "commands": "runs commands",
+    "popen2": "runs commands",
+    "multiprocessing": "starts processes",
+    "socket": "opens network sockets",
+    "ssl": "opens network sockets",
+    "http": "opens network connections",
+    "httplib": "opens network connections",
+    "urllib": "opens network connections",
+    "urllib2": "opens network connections",
+    "urllib3": "opens network connections",
+    "requests": "opens network connections",
+    "ftplib": "opens network connections",
+    "smtplib": "opens network connections",
+    "telnetlib": "opens network connections",
+    "webbrowser": "opens a browser",
+    "shutil": "copies, moves or deletes files",
+    "tempfile": "creates files",
+    "glob": "lists files",
+    "runpy": "runs Python code",
+    "code": "runs Python code",
+    "codeop": "compiles Python code",
+    "pdb": "runs a debugger",
+    "bdb": "runs a debugger",
+    "timeit": "runs Python code",
+    "importlib": "imports modules",
+    "imp": "imports modules",
+    "pkgutil": "imports modules",
+    "zipimport": "imports modules",
+    "ctypes": "calls native code",
+    "cffi": "calls native code",
+    "marshal": "loads code objects",
+    "pickle": "unpickles nested data",
+    "_pickle": "unpickles nested data",
+    "cPickle": "unpickles nested data",
+    "dill": "unpickles nested data",
+    "cloudpickle": "unpickles nested data",
+    "joblib": "unpickles nested data",
+    "shelve": "unpickles nested data",
+    "sys": "reaches the interpreter's state",
+    "signal": "changes signal handling",
+    "threading": "starts threads",
+    "_thread": "starts threads",
+    "asyncio": "runs commands or opens connections",
+    "platform": "runs commands",
+    "pip": "installs packages",
+    "setuptools": "runs build code",
+    "distutils": "runs build code",
+}
+DANGEROUS_FUNCTIONS = {
+    "builtins.eval": "evaluates code",
+    "builtins.exec": "runs code",
+    "builtins.execfile": "runs code",
+    "builtins.compile": "compiles code",
+    "builtins.__import__": "imports modules",
+    "builtins.getattr": "reaches any attribute (a way to any function)",
+    "builtins.setattr": "changes any attribute",
+    "builtins.delattr": "deletes any attribute",
+    "builtins.globals": "reaches the interpreter's state",
+    "builtins.locals": "reaches the interpreter's state",
+    "builtins.vars": "reaches the interpreter's state",
+    "builtins.open": "opens files",
+    "builtins.file": "opens files",
+    "builtins.input": "reads the terminal",
+    "builtins.breakpoint": "runs a debugger",
+    "builtins.apply": "calls any function",
+    "builtins.reload": "imports modules",
+    "builtins.exit": "exits the program",
+    "builtins.quit": "exits the program",
+    "io.open": "opens files",
+    "io.open_code": "opens files",
+    "io.FileIO": "opens files",
+    "_io.open": "opens files",
+    "_io.FileIO": "opens files",
+    "operator.attrgetter": "reaches any attribute (a way to any function)",
+    "operator.methodcaller": "calls any method",
+    "functools.reduce": "calls any function",
+    "torch.load": "unpickles nested data",
+    "torch.serialization.load": "unpickles nested data",
+    "torch.jit.load": "loads TorchScript code",
+    "torch.hub.load": "downloads and runs code",
+    "torch.hub.load_state_dict_from_url": "downloads files",
+    "torch.hub.download_url_to_file": "downloads files",
+    "torch.package.PackageImporter": "imports packaged code",
+    "torch.utils.cpp_extension.load": "compiles native code",
+    "torch.utils.cpp_extension.load_inline": "compiles native code",
+    "numpy.load": "unpickles nested data",
+    "numpy.fromfile": "reads files",
+    "numpy.loadtxt": "reads files",
+    "numpy.testing._private.utils.runstring": "runs code",
+    "pandas.read_pickle": "unpickles nested data",
+    "types.FunctionType": "builds functions from code",
+    "types.CodeType": "builds code objects",
+    "types.LambdaType": "builds functions from code",
+    "yaml.load": "constructs arbitrary objects",
+    "yaml.unsafe_load": "constructs arbitrary objects",
+}
+PYTHON2_BUILTINS = "__builtin__"
+
+
+def _canonical(target: Global) -> str:
+    """The dotted name, with Python 2's ``__builtin__`` spelled as Python 3's ``builtins``."""
+    module = "builtins" if target.module == PYTHON2_BUILTINS else target.module
+    return f"{module}.{target.name}"
+
+
+def _data_only(target: Global, dotted: str) -> bool:
+    if dotted in DATA_ONLY_NAMES:
+        return True
+    if target.module == "torch._utils" and target.name.startswith("_rebuild_"):
+        return True
+    if target.module in TORCH_TYPE_MODULES:
+        name = target.name
+        return name.endswith(("Storage", "Tensor")) or name.startswith(DTYPE_PREFIXES)
+    return False
+
+
+def _danger(target: Global, dotted: str) -> str | None:
+    """What calling (or reaching) this name does, when that is not something data needs."""
+    if dotted in DANGEROUS_FUNCTIONS:
+        return DANGEROUS_FUNCTIONS[dotted]
+    root = target.module.split(".", 1)[0]
+    if root in DANGEROUS_MODULES:
+        return DANGEROUS_MODULES[root]
+    if dotted.startswith(
+        ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.")
+    ):
+        return "runs or fetches code"
+    return None
+
+
+def verdict_of(names: Iterable[Global]) -> PickleVerdict:
+    """The verdict on a file from every global its pickles named (sorted, escaped, deduplicated)."""
+    needs_code: set[str] = set()
+    malicious: dict[str, str] = {}
+    for target in names:
+        dotted = _canonical(target)
+        if _data_only(target, dotted):
+            continue
+        shown = visible(dotted)[:160]
+        danger = _danger(target, dotted)
+        if danger is None:
+            needs_code.add(shown)
+        else:
+            malicious[shown] = danger
+    if malicious:
+        verdict = Verdict.MALICIOUS
+    elif needs_code:
+        verdict = Verdict.NEEDS_CODE
+    else:
+        verdict = Verdict.DATA_ONLY
+    return PickleVerdict(verdict, tuple(sorted(needs_code)), tuple(sorted(malicious.items())))
+
+
+__all__ = ["verdict_of"]
