@@ -46,6 +46,11 @@ class Tensor:
     bytes: int | None
     shared_with: str | None = None  # owner's path when this is an alias of a tensor seen before
     persistent: bool | None = None  # torch buffers: saved in state_dict() or not
+    # How the tensor is stored when quantized: the scheme of a quantized weight ("int8",
+    # "nf4", "gptq-4bit", "fp8-e4m3"), whose ``params`` are its logical parameters and
+    # ``bytes`` its real storage; or what a quantization tensor is ("scale", "zero-point",
+    # "absmax"). None for ordinary tensors.
+    quantized: str | None = None
 
     @property
     def counted(self) -> bool:

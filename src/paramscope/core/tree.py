@@ -67,6 +67,8 @@ class TreeBuilder:
         role: Role,
         persistent: bool | None = None,
         nbytes: int | None = None,  # where the dtype alone cannot say (block-quantized GGUF)
+        params: int | None = None,  # logical parameters, where the shape does not say (packed)
+        quantized: str | None = None,  # see Tensor.quantized
     ) -> Tensor:
         path = join_path(node_path, name)
         owner = self._owner_path.get(id(obj))
@@ -74,7 +76,7 @@ class TreeBuilder:
             self._owner_path[id(obj)] = path
             self._keep_alive.append(obj)
         dims = tuple(map(int, shape))
-        params = math.prod(dims)
+        params = math.prod(dims) if params is None else params
         dtype_name = normalize_dtype(dtype)
         return Tensor(
             name=name,
@@ -86,6 +88,7 @@ class TreeBuilder:
             bytes=nbytes if nbytes is not None else tensor_bytes(params, dtype_name),
             shared_with=owner,
             persistent=persistent,
+            quantized=quantized,
         )
 
     def origins(self) -> dict[str, object]:

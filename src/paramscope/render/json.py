@@ -21,6 +21,7 @@ def tensor_dict(tensor: Tensor) -> dict:
         "bytes": tensor.bytes,
         "shared_with": tensor.shared_with,
         "persistent": tensor.persistent,
+        "quantized": tensor.quantized,
     }
 
 
