@@ -262,3 +262,18 @@ def test_cli_exit_codes_and_json(tmp_path) -> None:
     bad = run_cli(f"{factory}:bn_train", "--input-shape", "2,5")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "train step failed" in bad.stderr
+
+
+def test_inputs_one_tensor_is_one_argument() -> None:
+    """`audit(model, optimizer=opt, inputs=batch)` with one tensor, as the README writes it:
+    the batch is the model's one argument, never split along its first dimension."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for inputs in (torch.randn(8, 4), (torch.randn(8, 4),), [torch.randn(8, 4)]):
+        result = paramscope.audit(model, optimizer=optimizer, inputs=inputs)
+        assert result.restored and not [f for f in result.findings if f.severity == "error"]
+        assert {v.path for v in result.verdicts if v.changed} == {"1/weight", "1/bias"}
+    with pytest.raises(paramscope.InputError, match="inputs= takes a tensor"):
+        paramscope.audit(model, optimizer=optimizer, inputs=3)

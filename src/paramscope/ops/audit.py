@@ -4,7 +4,7 @@ A driver per framework (``audit_torch``, ``audit_keras``) snapshots everything a
 step can touch (weights, state, gradients, optimizer state, RNG, modes), runs the model's
 real train step ``steps`` times, reports what changed, restores the snapshot and proves the
 restore bit-exact. This module holds what is framework-neutral: the verdict per tensor and
-the findings (PITFALLS.md rule ids) with a root-cause guess the driver supports with facts.
+the findings (pitfall catalogue ids) with a root-cause guess the driver supports with facts.
 
 Expected behaviour by role: a trainable tensor must change, a frozen one must not; state
 (BatchNorm statistics, buffers) may change, except inside a part of the model that is frozen
@@ -141,8 +141,9 @@ def verdicts_of(report: Report, observed: dict[str, Observation]) -> list[Verdic
     return verdicts
 
 
-def _finding(rule: str, tensors: list[str], message: str, fix: str, reference: str = "") -> Finding:
-    return Finding(rule, "error", message, fix, reference, tuple(tensors))
+def _finding(rule: str, tensors: list[str], message: str, fix: str | None = None) -> Finding:
+    """An error the step proved; why, fix and references come from the pitfall catalogue."""
+    return Finding(rule, "error", message, tuple(tensors), fix)
 
 
 def _listing(paths: list[str]) -> str:
@@ -154,12 +155,7 @@ def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> li
     """Contradictions between the roles and what the step did, grouped by their likely cause."""
     if facts.step_error is not None:
         rule = "stale-compile" if facts.stale_compile else "train-step-failed"
-        fix = (
-            "call compile() again after changing trainable flags"
-            if facts.stale_compile
-            else ("make one training step of the model work, then audit again")
-        )
-        return [_finding(rule, [], f"the train step raised: {facts.step_error}", fix)]
+        return [_finding(rule, [], f"the train step raised: {facts.step_error}")]
     found: list[Finding] = []
     frozen_moved = [v.path for v in verdicts if v.role is Role.FROZEN and v.changed]
     stuck = [v.path for v in verdicts if v.role is Role.TRAINABLE and not v.changed]
@@ -173,8 +169,6 @@ def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> li
                 f"trainable flags changed since compile() ({_listing(facts.stale_compile)}); the compiled "
                 f"train step {'updated frozen tensors' if frozen_moved else 'left trainable tensors alone'}: "
                 f"{_listing(frozen_moved + stuck)}",
-                "call model.compile(...) again after changing trainable flags",
-                "keras#6405, keras#9157",
             )
         )
         frozen_moved, stuck = [], []
@@ -189,11 +183,7 @@ def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> li
                 drifting,
                 f"state inside a frozen part changed: {_listing(drifting)} — the layer still runs "
                 "in training mode and updates its statistics",
-                "put the frozen BatchNorm modules in eval() after every model.train() (or use "
-                "FrozenBatchNorm)"
-                if framework == "torch"
-                else "call the frozen base with training=False",
-                "pytorch#66073" if framework == "torch" else "keras#18092",
+                None if framework == "torch" else "call the frozen base with training=False",
             )
         )
     return found
@@ -216,8 +206,6 @@ def _frozen_causes(paths: list[str], facts: StepFacts, framework: str) -> list[F
                 explained,
                 f"frozen parameters changed though requires_grad=False: {_listing(explained)}; they are "
                 f"in the optimizer and {'; '.join(reasons)}",
-                "build the optimizer from trainable parameters only, and set p.grad = None when freezing",
-                "moco#14, pytorch#38581",
             )
         )
     other = [p for p in paths if p not in explained]
@@ -227,8 +215,6 @@ def _frozen_causes(paths: list[str], facts: StepFacts, framework: str) -> list[F
                 "frozen-changed",
                 other,
                 f"frozen tensors changed in the train step: {_listing(other)}",
-                "check what writes to them outside the optimizer (in-place updates in forward, "
-                "a custom train_step)",
             )
         )
     return found
@@ -240,29 +226,23 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
             "trainable-not-in-optimizer",
             facts.not_in_optimizer,
             "trainable but in no optimizer param group (unfrozen after the optimizer was built?)",
-            "re-create the optimizer, or optimizer.add_param_group(...) after unfreezing",
-            "fastai#2133",
         ),
         (
             "no-grad-path",
             facts.no_gradient,
             "trainable but no gradient reached them (no_grad, detach, or unused by the loss)",
-            "remove the torch.no_grad()/detach() on their path; use_reentrant=False for checkpointing",
-            "transformers#21381",
         ),
         (
             "zero-learning-rate",
             facts.zero_learning_rate,
             "trainable but their optimizer group's learning rate is 0",
-            "give the group a learning rate (or check the scheduler's warm-up)",
-            "",
         ),
     ]
     found, left = [], list(paths)
-    for rule, evidence, why, fix, reference in causes:
+    for rule, evidence, why in causes:
         hit = [p for p in left if p in evidence]
         if hit:
-            found.append(_finding(rule, hit, f"{_listing(hit)}: {why}; they did not change", fix, reference))
+            found.append(_finding(rule, hit, f"{_listing(hit)}: {why}; they did not change"))
             left = [p for p in left if p not in evidence]
     rounded = [p for p in left if dtypes.get(p) in ("bfloat16", "float16")]
     if rounded:
@@ -272,7 +252,6 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
                 rounded,
                 f"16-bit trainable tensors did not change: {_listing(rounded)}; updates below half "
                 "an ulp round away",
-                "audit with a larger --lr, or keep float32 master weights",
             )
         )
         left = [p for p in left if p not in rounded]
@@ -282,7 +261,6 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
                 "trainable-unchanged",
                 left,
                 f"trainable tensors did not change in the train step: {_listing(left)}",
-                "check that the loss depends on them and that the optimizer updates them",
             )
         )
     return found
@@ -355,7 +333,6 @@ def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
                 "restore-failed",
                 [],
                 "the model could not be restored bit-exactly after the audit",
-                "report this as a paramscope bug; reload the model before training",
             )
         )
     return Audit(

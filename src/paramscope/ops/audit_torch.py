@@ -58,7 +58,23 @@ def default_inputs(model, shape: tuple[int, ...] | None):
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
             spatial = (16,) * (module.weight.dim() - 2)
             return (torch.randn((2, module.in_channels, *spatial), generator=generator, dtype=dtype),)
-    raise InputError("cannot tell this module's input: pass --input-shape (API: inputs=)")
+    raise InputError(
+        "cannot tell this module's input: give it (CLI: --input-shape 2,8; Python: inputs=a_batch)"
+    )
+
+
+def as_call_arguments(inputs):
+    """What the model is called with: a tensor is one argument (never split along its batch
+    dimension), a dict keyword arguments, a tuple or list positional arguments."""
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,)
+    if isinstance(inputs, (dict, tuple)):
+        return inputs
+    if isinstance(inputs, list):
+        return tuple(inputs)
+    raise InputError(f"inputs= takes a tensor, a tuple of tensors or a dict; got {type(inputs).__name__}")
 
 
 def simple_loss(outputs):
@@ -97,7 +113,7 @@ class TorchAudit:
         optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
         optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
         self.model, self.tensors = model, tensors
-        self.inputs = inputs if inputs is not None else default_inputs(model, input_shape)
+        self.inputs = as_call_arguments(inputs) if inputs is not None else default_inputs(model, input_shape)
         self.loss = loss or simple_loss
         self.loss_label = (
             getattr(loss, "__name__", type(loss).__name__) if loss else "mean squared error to random targets"

@@ -5,16 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paramscope.core.report import Node, Report, Role
+from paramscope.pitfalls.catalogue import Pitfall, pitfall
 
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str
+    """One pitfall found in one model: the case at hand; the why, fix and references are the
+    catalogue's (a rule may state the fix more precisely for the case)."""
+
+    rule: str  # a catalogue id
     severity: str  # "error" (exit 1) | "warning" | "info"
     message: str
-    fix: str
-    reference: str
     tensors: tuple[str, ...] = ()
+    specific_fix: str | None = None
+
+    def __post_init__(self) -> None:
+        pitfall(self.rule)  # an id the catalogue does not know is a paramscope bug: fail where it is made
+
+    @property
+    def pitfall(self) -> Pitfall:
+        return pitfall(self.rule)
+
+    @property
+    def fix(self) -> str:
+        return self.specific_fix or self.pitfall.fix
+
+    @property
+    def reference(self) -> str:
+        """The public threads behind it, then where the docs explain it."""
+        return "; ".join([*self.pitfall.references, self.pitfall.anchor])
 
     def as_dict(self) -> dict:
         return {
@@ -23,6 +42,8 @@ class Finding:
             "message": self.message,
             "fix": self.fix,
             "reference": self.reference,
+            "references": list(self.pitfall.references),
+            "docs": self.pitfall.anchor,
             "tensors": list(self.tensors),
         }
 

@@ -1,13 +1,30 @@
-"""The rules, one small function each; ``RULES`` lists them in the order they are run."""
+"""The static rules, one small function each, registered with :func:`rule` in the order they
+run. A rule decides that a pitfall applies and names what it found; the words about why and
+how to fix it are the catalogue's (catalogue.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 from paramscope.core.report import Role
+from paramscope.pitfalls.catalogue import pitfall
 from paramscope.pitfalls.context import Finding, LintContext, names
 
 KERAS = ("keras", "tf_keras", "keras_file", "h5")
+
+Rule = Callable[[LintContext], Iterator[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(pitfall_id: str) -> Callable[[Rule], Rule]:
+    """Register a rule for a catalogue pitfall (an unknown id fails at import, not in a user's run)."""
+    pitfall(pitfall_id)
+
+    def register(check: Rule) -> Rule:
+        RULES.append(check)
+        return check
+
+    return register
 
 
 def _compiled(model) -> bool:
@@ -15,6 +32,7 @@ def _compiled(model) -> bool:
     return bool(getattr(model, "compiled", False) or getattr(model, "_is_compiled", False))
 
 
+@rule("stale-compile")
 def stale_compile(ctx: LintContext) -> Iterator[Finding]:
     changed = ctx.report.changed_since_compile
     if changed:
@@ -24,67 +42,27 @@ def stale_compile(ctx: LintContext) -> Iterator[Finding]:
             f"the trainable flag of {names(changed)} changed after compile(): fit() will not train what the "
             "flags now say (tf.keras restores the compiled flags; Keras 3 warns its optimizer may track the wrong "
             "variables)",
-            "call model.compile(...) again after changing trainable",
-            "keras-team/keras#6405, keras-team/keras#9157; Keras 3 Trainer.compile docstring",
         )
     if ctx.plan is not None and ctx.kind in ("keras", "tf_keras") and _compiled(ctx.report.root.origin):
         yield Finding(
             "stale-compile",
             "warning",
             "the model is already compiled: after this freeze, compile() again or fit() keeps the old trainable set",
-            "call model.compile(...) after applying the plan",
-            "keras-team/keras#6405",
+            specific_fix="call model.compile(...) after applying the plan",
         )
 
 
-def frozen_bn_train_mode(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind != "torch":
-        return
-    drifting = [
-        n.path
-        for n in ctx.report.nodes()
-        if n.type.startswith(("BatchNorm", "SyncBatchNorm"))
-        and n.mode == "train"
-        and ctx.all_frozen(n)
-        and any(t.name.startswith("running_") for t in n.tensors)
+@rule("nothing-to-train")
+def nothing_to_train(ctx: LintContext) -> Iterator[Finding]:
+    learnable = [
+        t for t in ctx.report.tensors() if t.counted and ctx.role(t) in (Role.TRAINABLE, Role.FROZEN)
     ]
-    if drifting:
+    if learnable and not any(ctx.role(t) is Role.TRAINABLE for t in learnable):
         yield Finding(
-            "frozen-bn-train-mode",
-            "warning",
-            f"{len(drifting)} frozen BatchNorm module(s) in train() mode ({names(drifting)}): requires_grad=False "
-            "does not stop running_mean/running_var from drifting",
-            "after every model.train(), put those modules in eval(), or use FrozenBatchNorm2d",
-            "discuss.pytorch.org/t/137904, pytorch/pytorch#66073",
-            tuple(f"{p}/running_mean" for p in drifting),
+            "nothing-to-train",
+            "error",
+            "no parameter is trainable: training would run and learn nothing",
         )
-
-
-def _called_without_training_false(node) -> bool:
-    layer = node.origin
-    calls = getattr(layer, "_inbound_nodes", None) or []
-    return bool(calls) and not any(
-        getattr(getattr(call, "arguments", None), "kwargs", {}).get("training") is False for call in calls
-    )
-
-
-def bn_inference_when_frozen(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind != "keras":
-        return
-    for node in ctx.report.root.children:
-        if not node.children or node.origin is None:
-            continue
-        frozen_bn = [n.path for n in node.walk() if n.type == "BatchNormalization" and ctx.all_frozen(n)]
-        if frozen_bn and _called_without_training_false(node):
-            yield Finding(
-                "bn-inference-when-frozen",
-                "warning",
-                f"{node.path} holds {len(frozen_bn)} frozen BatchNormalization layer(s) but is not called with "
-                "training=False: it runs them in inference mode while frozen, and unfreezing it later for "
-                "fine-tuning will update their statistics and wreck what it learned",
-                f"build the model with x = {node.name}(inputs, training=False)",
-                "keras-io transfer-learning guide; keras-team/keras#18092",
-            )
 
 
 def _optimizer_params(optimizer) -> dict[int, dict]:
@@ -102,6 +80,7 @@ def _tensor_objects(ctx: LintContext):
                 yield tensor, module._parameters.get(tensor.name)
 
 
+@rule("frozen-in-optimizer")
 def frozen_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
     if ctx.kind != "torch" or ctx.optimizer is None:
         return
@@ -119,13 +98,11 @@ def frozen_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
             "error",
             f"{len(moving)} frozen parameter(s) sit in the optimizer with a gradient, state or weight decay "
             f"({names(moving)}): the optimizer still moves them",
-            "build the optimizer from [p for p in model.parameters() if p.requires_grad]; set p.grad = None "
-            "when freezing",
-            "facebookresearch/moco#14, pytorch/pytorch#38581",
             tuple(moving),
         )
 
 
+@rule("trainable-not-in-optimizer")
 def trainable_not_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
     if ctx.kind != "torch" or ctx.optimizer is None:
         return
@@ -141,12 +118,65 @@ def trainable_not_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
             "error",
             f"{len(missing)} trainable parameter(s) are in no optimizer param group ({names(missing)}): they will "
             "never learn",
-            "re-create the optimizer after unfreezing, or optimizer.add_param_group({'params': [...]})",
-            "fastai/fastai#2133",
             tuple(missing),
         )
 
 
+@rule("frozen-bn-train-mode")
+def frozen_bn_train_mode(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "torch":
+        return
+    drifting = [
+        n.path
+        for n in ctx.report.nodes()
+        if n.type.startswith(("BatchNorm", "SyncBatchNorm"))
+        and n.mode == "train"
+        and ctx.all_frozen(n)
+        and any(t.name.startswith("running_") for t in n.tensors)
+    ]
+    if drifting:
+        yield Finding(
+            "frozen-bn-train-mode",
+            "warning",
+            f"{len(drifting)} frozen BatchNorm module(s) in train() mode ({names(drifting)}): requires_grad=False "
+            "does not stop running_mean/running_var from drifting",
+            tuple(f"{p}/running_mean" for p in drifting),
+        )
+
+
+def _called_without_training_false(node) -> bool:
+    layer = node.origin
+    calls = getattr(layer, "_inbound_nodes", None) or []
+    return bool(calls) and not any(
+        getattr(getattr(call, "arguments", None), "kwargs", {}).get("training") is False for call in calls
+    )
+
+
+@rule("bn-inference-when-frozen")
+def bn_inference_when_frozen(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind != "keras":
+        return
+    for node in ctx.report.root.children:
+        if not node.children or node.origin is None:
+            continue
+        frozen_bn = [n.path for n in node.walk() if n.type == "BatchNormalization" and ctx.all_frozen(n)]
+        if frozen_bn and _called_without_training_false(node):
+            yield Finding(
+                "bn-inference-when-frozen",
+                "warning",
+                f"{node.path} holds {len(frozen_bn)} frozen BatchNormalization layer(s) but is not called with "
+                "training=False: it runs them in inference mode while frozen, and unfreezing it later for "
+                "fine-tuning will update their statistics and wreck what it learned",
+                specific_fix=f"build the model with x = {node.name}(inputs, training=False)",
+            )
+
+
+TF_KERAS_OVERRIDE_FIX = (
+    "set flags from the outside in; in tf.keras unfreeze the parent and freeze its other sublayers"
+)
+
+
+@rule("frozen-parent-override")
 def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
     if ctx.kind not in KERAS:
         return
@@ -171,12 +201,11 @@ def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
             "info" if per_variable else "warning",
             f"{len(overrides)} layer(s) set trainable under a frozen parent ({names(p for p, _ in overrides)}): "
             f"{outcome}",
-            "set flags from the outside in: freeze the parent, then unfreeze the sublayers you mean to train"
-            + ("" if per_variable else "; in tf.keras unfreeze the parent and freeze its other sublayers"),
-            "keras-team/keras#18092",
+            specific_fix=None if per_variable else TF_KERAS_OVERRIDE_FIX,
         )
 
 
+@rule("tied-freeze-conflict")
 def tied_freeze_conflict(ctx: LintContext) -> Iterator[Finding]:
     if ctx.plan is None:
         return
@@ -193,25 +222,10 @@ def tied_freeze_conflict(ctx: LintContext) -> Iterator[Finding]:
             "warning",
             f"the plan freezes one side of a tied weight ({names(conflicts)}): both sides share one tensor, so "
             "both are frozen",
-            "untie the weights first, or freeze both knowingly",
-            "huggingface/transformers#11903",
         )
 
 
-def nothing_to_train(ctx: LintContext) -> Iterator[Finding]:
-    learnable = [
-        t for t in ctx.report.tensors() if t.counted and ctx.role(t) in (Role.TRAINABLE, Role.FROZEN)
-    ]
-    if learnable and not any(ctx.role(t) is Role.TRAINABLE for t in learnable):
-        yield Finding(
-            "nothing-to-train",
-            "error",
-            "no parameter is trainable: training would run and learn nothing",
-            "unfreeze the head (or the layers you mean to train)",
-            "PITFALLS.md",
-        )
-
-
+@rule("index-freeze-on-weightless")
 def index_freeze_on_weightless(ctx: LintContext) -> Iterator[Finding]:
     if ctx.plan is None:
         return
@@ -223,11 +237,10 @@ def index_freeze_on_weightless(ctx: LintContext) -> Iterator[Finding]:
                 "info",
                 f"{rule.action} {rule.selector}: {len(empty)} of the {len(nodes)} layers it selects own no weights "
                 f"({names(empty)}): selecting them changes nothing",
-                "select by name or type:CLASS rather than by position",
-                "PITFALLS.md",
             )
 
 
+@rule("quantized-count")
 def quantized_count(ctx: LintContext) -> Iterator[Finding]:
     missed = sum(ctx.report.framework_undercount.values())
     if missed:
@@ -237,25 +250,8 @@ def quantized_count(ctx: LintContext) -> Iterator[Finding]:
             "warning",
             f"{len(packed)} 4-bit tensor(s) pack two parameters per stored element ({names(packed)}): "
             f"sum(p.numel() for p in model.parameters()) misses {missed:,} parameters",
-            "count 4-bit parameters as numel() x 2 (paramscope does)",
-            "huggingface/peft#733",
             tuple(packed),
         )
-
-
-Rule = Callable[[LintContext], Iterator[Finding]]
-RULES: list[Rule] = [
-    stale_compile,
-    nothing_to_train,
-    frozen_in_optimizer,
-    trainable_not_in_optimizer,
-    frozen_bn_train_mode,
-    bn_inference_when_frozen,
-    frozen_parent_override,
-    tied_freeze_conflict,
-    index_freeze_on_weightless,
-    quantized_count,
-]
 
 
 def run_rules(ctx: LintContext) -> list[Finding]:
