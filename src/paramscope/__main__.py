@@ -1,0 +1,5 @@
+"""``python -m paramscope``: the same command as the ``paramscope`` console script."""
+
+from paramscope.cli import main
+
+main()
