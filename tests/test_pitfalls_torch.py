@@ -37,11 +37,28 @@ def test_frozen_bn_train_mode() -> None:
 
 
 def test_frozen_in_optimizer_with_weight_decay() -> None:
-    model = frozen_backbone()
+    """Without gradients torch skips frozen parameters (audit sees none move): a warning naming
+    the loop that would move them; once they hold a gradient, an error — and audit agrees."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    model[0].requires_grad_(False)
     bad = torch.optim.AdamW(model.parameters(), weight_decay=0.01)
     findings = paramscope.lint({"model": model, "optimizer": bad})[1]
     (finding,) = [f for f in findings if f.rule == "frozen-in-optimizer"]
-    assert finding.severity == "error" and "stem/0/weight" in finding.tensors
+    assert finding.severity == "warning" and "0/weight" in finding.tensors
+    assert "zero_grad(set_to_none=False)" in finding.message and "weight decay" in finding.message
+    audit = paramscope.audit(model, optimizer=bad, inputs=torch.randn(8, 4))
+    assert not [v.path for v in audit.verdicts if v.role.value == "frozen" and v.changed]
+    for parameter in model[0].parameters():
+        parameter.grad = torch.zeros_like(parameter)  # zero, not None: AdamW's decay moves them
+    findings = paramscope.lint({"model": model, "optimizer": bad})[1]
+    (finding,) = [f for f in findings if f.rule == "frozen-in-optimizer"]
+    assert finding.severity == "error" and "the next optimizer.step() moves them" in finding.message
+    audit = paramscope.audit(model, optimizer=bad, inputs=torch.randn(8, 4))
+    assert {v.path for v in audit.verdicts if v.role.value == "frozen" and v.changed} == {
+        "0/weight",
+        "0/bias",
+    }
     good = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], weight_decay=0.01)
     assert "frozen-in-optimizer" not in rules(paramscope.lint({"model": model, "optimizer": good})[1])
 

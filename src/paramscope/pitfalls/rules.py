@@ -82,24 +82,44 @@ def _tensor_objects(ctx: LintContext):
 
 @rule("frozen-in-optimizer")
 def frozen_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
+    """An error only where the next step will move them: torch skips a parameter whose .grad is
+    None, whatever its state or weight decay. Where they hold no gradient yet, a warning that
+    says which loop would move them."""
     if ctx.kind != "torch" or ctx.optimizer is None:
         return
     in_optimizer, state = _optimizer_params(ctx.optimizer), getattr(ctx.optimizer, "state", {})
-    moving = []
+    moving, idle = [], []
     for tensor, param in _tensor_objects(ctx):
         group = in_optimizer.get(id(param))
         if param is None or group is None or ctx.role(tensor) is not Role.FROZEN:
             continue
-        if param.grad is not None or state.get(param) or group.get("weight_decay", 0) > 0:
-            moving.append(tensor.path)
+        (moving if param.grad is not None else idle).append((tensor.path, bool(state.get(param)), group))
     if moving:
         yield Finding(
             "frozen-in-optimizer",
             "error",
-            f"{len(moving)} frozen parameter(s) sit in the optimizer with a gradient, state or weight decay "
-            f"({names(moving)}): the optimizer still moves them",
-            tuple(moving),
+            f"{len(moving)} frozen parameter(s) sit in the optimizer holding a gradient "
+            f"({names(p for p, _, _ in moving)}): the next optimizer.step() moves them",
+            tuple(p for p, _, _ in moving),
         )
+    if idle:
+        yield Finding(
+            "frozen-in-optimizer",
+            "warning",
+            f"{len(idle)} frozen parameter(s) sit in the optimizer ({names(p for p, _, _ in idle)}); they hold "
+            f"no gradient, so torch skips them — they would move {_idle_movers(idle)}",
+            tuple(p for p, _, _ in idle),
+        )
+
+
+def _idle_movers(idle: list[tuple[str, bool, dict]]) -> str:
+    """Under which loop frozen parameters without a gradient would still be stepped."""
+    causes = ["in a loop calling zero_grad(set_to_none=False) (zero, not None, gradients)"]
+    if any(group.get("weight_decay", 0) > 0 for _, _, group in idle):
+        causes[0] += ", where weight decay shrinks them"
+    if any(has_state for _, has_state, _ in idle):
+        causes.append("by the momentum or moments they kept from before the freeze")
+    return " and ".join(causes)
 
 
 @rule("trainable-not-in-optimizer")
