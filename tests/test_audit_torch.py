@@ -277,3 +277,12 @@ def test_inputs_one_tensor_is_one_argument() -> None:
         assert {v.path for v in result.verdicts if v.changed} == {"1/weight", "1/bias"}
     with pytest.raises(paramscope.InputError, match="inputs= takes a tensor"):
         paramscope.audit(model, optimizer=optimizer, inputs=3)
+
+
+def test_unbuilt_lazy_model_is_an_input_error() -> None:
+    """An audit that cannot take a step on the real weights checks nothing: it must not pass."""
+    model = torch.nn.Sequential(torch.nn.LazyLinear(3), torch.nn.Linear(3, 2))
+    with pytest.raises(InputError, match=r"not built yet.*call it once"):
+        paramscope.audit(model, inputs=torch.randn(2, 4))
+    model(torch.randn(2, 4))
+    assert paramscope.audit(model, inputs=torch.randn(2, 4)).restored

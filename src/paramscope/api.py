@@ -189,7 +189,10 @@ def _trainable_flags(target: Target) -> list[tuple[object, str, bool]]:
 
 
 def _restore_flags(flags: list[tuple[object, str, bool]]) -> None:
+    """Only the flags that changed: a lazy module's placeholder refuses requires_grad_()."""
     for obj, attribute, value in flags:
+        if getattr(obj, attribute) == value:
+            continue
         if attribute == "requires_grad":
             obj.requires_grad_(value)
         else:

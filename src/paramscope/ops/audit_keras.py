@@ -93,6 +93,11 @@ class KerasAudit:
     def __init__(self, model, tensors: dict[str, object], generation: str, setup: TrainingSetup) -> None:
         optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
         optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
+        if not model.built:  # its first step would create the variables the audit must compare
+            raise InputError(
+                "the model is not built yet: call it once on a batch (model(batch)) or model.build(input_shape), "
+                "then audit"
+            )
         self.model, self.tensors, self.generation = model, tensors, generation
         self.path_of = {id(variable): path for path, variable in tensors.items()}
         self.keras = self._module()

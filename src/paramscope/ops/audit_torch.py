@@ -104,6 +104,18 @@ def _target(output):
     return torch.rand(output.shape, generator=generator).to(output.device)
 
 
+def _require_built(model) -> None:
+    """A lazy module's first step creates its weights: nothing could be snapshotted or restored."""
+    from torch.nn.parameter import UninitializedTensorMixin
+
+    lazy = [name for name, t in model.named_parameters() if isinstance(t, UninitializedTensorMixin)]
+    if lazy:
+        raise InputError(
+            f"the model is not built yet ({len(lazy)} lazy parameter(s), e.g. {lazy[0]}): call it once on "
+            "a batch (model(batch)) so its weights exist, then audit"
+        )
+
+
 class TorchAudit:
     loss_scaled = False  # no loss scaler in the factory contract
 
@@ -112,6 +124,7 @@ class TorchAudit:
 
         optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
         optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
+        _require_built(model)
         self.model, self.tensors = model, tensors
         self.inputs = as_call_arguments(inputs) if inputs is not None else default_inputs(model, input_shape)
         self.loss = loss or simple_loss

@@ -12,6 +12,10 @@ Only regular files are opened: FIFOs, sockets and devices are skipped unopened, 
 links to folders are not followed. Files that are no checkpoint format are skipped, unless
 they are named like one: an empty or truncated ``model.pt`` gets its error line, it does not
 vanish from the listing.
+
+A pickled file's line carries its verdict (data-only, needs-code, malicious) and the names
+behind it, at most ``MAX_VERDICT_NAMES`` of each kind: a line is a summary, ``paramscope
+summary FILE`` lists them all. ``failing`` says which lines reach a ``--fail-on`` level.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramscope.core.printable import one_line, visible
+from paramscope.core.report import PickleVerdict, Verdict
 from paramscope.errors import InputError
 from paramscope.sources.oslimits import address_space, lower, start_method
 
@@ -49,6 +54,15 @@ CHECKPOINT_SUFFIXES = frozenset(
 )
 COUNTS = ("tensors", "params", "bytes", "trainable", "frozen", "state", "unknown")
 MAX_ANSWER_BYTES = 64 * 1024  # a worker's answer for one file is a few hundred bytes
+MAX_VERDICT_NAMES = 50  # names of each kind a worker sends: 2 × 50 escaped names fit the answer
+MAX_NAME_CHARS = 160  # what pickle_verdict keeps of a name
+VERDICT_KEYS = {"verdict", "needs_code", "malicious"}
+# --fail-on LEVEL: the verdicts that fail a scan at that level
+FAIL_ON = {
+    "none": frozenset(),
+    "malicious": frozenset({Verdict.MALICIOUS}),
+    "needs-code": frozenset({Verdict.MALICIOUS, Verdict.NEEDS_CODE}),
+}
 MAX_ERROR_CHARS = 1000  # of an error a worker sends; the parent shows at most one 300-character line
 MEMORY_EXCEEDED = "exceeded the memory limit"
 READY = b""  # a worker's first message: started, the clock of its first file may start
@@ -72,6 +86,7 @@ class ScanLine:
     unknown: int
     error: str | None = None
     skipped: str | None = None  # a format recognised but not read (CoreML): listed, not an error
+    pickle: PickleVerdict | None = None  # a pickled file's verdict; names printable already
 
     @property
     def shown_path(self) -> str:
@@ -80,7 +95,14 @@ class ScanLine:
 
     def as_dict(self) -> dict:
         """Plain data for a JSON line, every string printable."""
-        return {**asdict(self), "path": self.shown_path}
+        verdict = self.pickle.as_dict() if self.pickle is not None else None
+        return {**asdict(self), "path": self.shown_path, "pickle": verdict}
+
+
+def failing(lines: list[ScanLine], fail_on: str) -> list[ScanLine]:
+    """The lines whose verdict reaches ``fail_on`` (a key of ``FAIL_ON``)."""
+    levels = FAIL_ON[fail_on]
+    return [line for line in lines if line.pickle is not None and line.pickle.verdict in levels]
 
 
 def _error_line(path: str, message: str) -> ScanLine:
@@ -140,6 +162,7 @@ def _summary(path: str, read: Read) -> dict | None:
     totals = report.totals
     return {
         "kind": report.source.kind,
+        "pickle": _verdict_answer(report.pickle),
         "tensors": totals["all"].tensors,
         "params": totals["all"].params,
         "bytes": totals["all"].bytes,
@@ -148,6 +171,16 @@ def _summary(path: str, read: Read) -> dict | None:
         "state": totals["state"].params,
         "unknown": totals["unknown"].params,
     }
+
+
+def _verdict_answer(verdict: PickleVerdict | None) -> dict | None:
+    """The verdict as plain data, with at most ``MAX_VERDICT_NAMES`` names of each kind."""
+    if verdict is None:
+        return None
+    answer = verdict.as_dict()
+    answer["needs_code"] = answer["needs_code"][:MAX_VERDICT_NAMES]
+    answer["malicious"] = answer["malicious"][:MAX_VERDICT_NAMES]
+    return answer
 
 
 def _load_numpy() -> None:
@@ -206,12 +239,44 @@ def _parse_answer(path: str, answer: bytes) -> ScanLine | None:
         return _error_line(path, fields["error"])
     if fields.keys() == {"skipped"} and isinstance(fields["skipped"], str):
         return ScanLine(path, None, 0, 0, 0, 0, 0, 0, 0, skipped=one_line(fields["skipped"]))
-    if fields.keys() != {"kind", *COUNTS} or not isinstance(fields["kind"], str):
+    if fields.keys() != {"kind", "pickle", *COUNTS} or not isinstance(fields["kind"], str):
         raise ValueError("unexpected fields")
     counts = [fields[name] for name in COUNTS]
     if not all(type(count) is int and count >= 0 for count in counts):
         raise ValueError("counts are not non-negative integers")
-    return ScanLine(path, visible(fields["kind"]), *counts)
+    return ScanLine(path, visible(fields["kind"]), *counts, pickle=_parse_verdict(fields["pickle"]))
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """A worker's list of names, printable and short; ValueError when it is not one."""
+    if not isinstance(value, list) or len(value) > MAX_VERDICT_NAMES:
+        raise ValueError("not a list of names")
+    if not all(isinstance(name, str) for name in value):
+        raise ValueError("a name that is not text")
+    return tuple(visible(name)[:MAX_NAME_CHARS] for name in value)
+
+
+def _parse_verdict(answer: object) -> PickleVerdict | None:
+    """A worker's verdict as the record it stands for; ValueError when it is not one."""
+    if answer is None:
+        return None
+    if (
+        not isinstance(answer, dict)
+        or answer.keys() != VERDICT_KEYS
+        or not isinstance(answer["verdict"], str)
+    ):
+        raise ValueError("not a verdict")
+    malicious = answer["malicious"]
+    if not isinstance(malicious, list) or not all(
+        isinstance(entry, dict) and entry.keys() == {"global", "does"} for entry in malicious
+    ):
+        raise ValueError("not a list of dangerous names")
+    dangerous = zip(
+        _names([entry["global"] for entry in malicious]),
+        _names([entry["does"] for entry in malicious]),
+        strict=True,
+    )
+    return PickleVerdict(Verdict(answer["verdict"]), _names(answer["needs_code"]), tuple(dangerous))
 
 
 def _crash_message(exitcode: int | None) -> str:

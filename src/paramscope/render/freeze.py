@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.syntax import Syntax
 from rich.text import Text
 
@@ -14,6 +15,20 @@ from paramscope.render.json import SCHEMA_VERSION, source_dict
 from paramscope.render.text import ROLE_STYLE, plain_text, source_line
 
 MAX_CHANGED = 20
+
+
+class CodeBlock:
+    """Python to paste: highlighted, never wrapped or cut at the terminal's width (a wrapped line
+    is a SyntaxError). Printed with ``crop=False``, its lines run as long as they are."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        highlighted = Syntax(self.code, "python", theme="ansi_dark").highlight(self.code)
+        for line in highlighted.split("\n"):
+            yield from line.render(console)
+            yield Segment.line()
 
 
 def _cell(totals) -> str:
@@ -59,7 +74,7 @@ def freeze_renderable(plan: FreezePlan) -> Group:
     parts += [
         Text(""),
         Text("Code:", style="bold"),
-        Syntax(plan.snippet.rstrip(), "python", theme="ansi_dark"),
+        CodeBlock(plan.snippet.rstrip()),
     ]
     return Group(*parts)
 
