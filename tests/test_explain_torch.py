@@ -147,3 +147,17 @@ def test_buffers_answered_as_keras_non_trainable() -> None:
     answer = paramscope.explain(model).answer
     assert any(line.startswith("Buffers: 3 tensors (9 values") for line in answer)
     assert any(line.startswith("Frozen: 2 tensors (112 params)") for line in answer)
+
+
+def test_lazy_layer_not_built_is_said_not_a_bug() -> None:
+    import torch
+
+    """LazyLinear before its first input: 'not built yet', never 'paramscope bug', exit 0."""
+    model = torch.nn.Sequential(torch.nn.LazyLinear(3), torch.nn.Linear(3, 2))
+    lazy = paramscope.explain(model).layers[0]
+    assert lazy.problem is None and "Not built yet" in lazy.text and lazy.params == 0
+    model(torch.randn(2, 5))
+    built = paramscope.explain(model).layers[0]
+    assert built.problem is None and built.formula.value == 18 == sum(
+        p.numel() for p in model[0].parameters()
+    )

@@ -80,6 +80,11 @@ def _check(spec: LayerSpec, tensors: list[Tensor], kind: str) -> str | None:
     return f"paramscope bug: {disagreement}. Please report it."
 
 
+def _unbuilt_lazy(node: Node) -> bool:
+    """A torch Lazy* module before its first forward: placeholders of no shape, no count."""
+    return node.type.startswith("Lazy") and not any(t.params for t in node.tensors)
+
+
 def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]:
     """The explanation of one node and whether it covered the node's whole subtree."""
     try:
@@ -88,6 +93,13 @@ def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]
         spec, failure = None, f"{type(exc).__name__}: {exc}"
     else:
         failure = None
+    if spec is not None and _unbuilt_lazy(node):
+        formula = Formula(spec.formula.symbolic, "not known until its first input", 0, False)
+        text = (
+            f"Not built yet: a {node.type} creates its weights from the first input it sees, so it holds "
+            "0 parameters now. Call the model once on a batch and explain again."
+        )
+        return LayerExplanation(node.path, node.type, 0, tuple(node.tensors), formula, text), True
     if spec is not None:
         tensors = _subtree_tensors(node)
         formula = Formula(spec.formula.symbolic, spec.formula.expression, spec.formula.value, False)
