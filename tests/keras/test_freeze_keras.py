@@ -63,7 +63,7 @@ def test_later_rules_win(seed) -> None:
         (f"until:{BASE}/Conv1", 1),
         (f"from:{BASE}/Conv_1", 3),  # Conv_1, Conv_1_bn, then the head
         ("last:2", 2),
-        ("all", 1),
+        ("all", 2),  # the top-level layers that hold weights (base, head), never the root
     ],
 )
 def test_selector_forms(seed, selector: str, expected: int) -> None:

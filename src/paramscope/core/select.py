@@ -5,6 +5,12 @@ Forms: a glob over paths (``base``, ``base/block_16_*``); ``re:REGEX`` (searched
 ``from:PATH`` (the layers that own weights, in model order, up to or from PATH, inclusive);
 ``last:N`` (the last N layers that own weights); ``all`` (the whole model). A selector that
 matches nothing is an error naming it and the nearest paths.
+
+People write what they see: the model's own name (``mobilenetv2_1.00_224`` for the root, and
+``mobilenetv2_1.00_224/block_16_*`` below it, while paths start under the root), and torch's
+dotted names (``layer1.0.conv1``). Both are accepted. ``all`` and the root's name select, in
+Keras, every top-level layer rather than the root: a frozen root hides every variable below
+it whatever their own flags, so a later ``--unfreeze`` of a sublayer would do nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,25 @@ import re
 
 from paramscope.core.report import Node, Report
 from paramscope.errors import InputError
+
+
+def _everything(report: Report) -> list[Node]:
+    """The whole model: the root where flags are per tensor (torch); in Keras, whose layers carry
+    flags, the top-level layers that hold weights, so that the root itself stays trainable."""
+    if report.root.trainable is None:
+        return [report.root]
+    summaries = report.summaries
+    top = [child for child in report.root.children if sum(summaries[id(child)].counts)]
+    return top or [report.root]
+
+
+def _under_root(report: Report, text: str) -> str:
+    """``ROOT_NAME/rest`` as the path ``rest`` (paths start below the root)."""
+    prefix = f"{report.root.name}/"
+    nested_alike = any(node.path.startswith(prefix) for node in report.nodes())
+    if report.root.name and text.startswith(prefix) and not nested_alike:
+        return text[len(prefix) :]
+    return text
 
 
 def _weighted(report: Report) -> list[Node]:
@@ -43,8 +68,9 @@ def select(report: Report, selector: str) -> list[Node]:
     """The nodes a selector names, in model order."""
     text = selector.strip()
     nodes = [node for node in report.nodes() if node is not report.root]
-    if text == "all":
-        return [report.root]
+    if text == "all" or (text == report.root.name and text):
+        return _everything(report)
+    text = _under_root(report, text)
     if text.startswith("re:"):
         try:
             pattern = re.compile(text[3:])
@@ -67,6 +93,8 @@ def select(report: Report, selector: str) -> list[Node]:
         chosen = _weighted(report)[-int(count) :]
     else:
         chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text)]
+        if not chosen and "." in text and "/" not in text:  # torch's dotted names
+            chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text.replace(".", "/"))]
     if not chosen:
         raise InputError(f"selector {selector!r} matches no layer{_suggest(report, text.split(':')[-1])}")
     return chosen

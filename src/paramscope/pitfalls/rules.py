@@ -225,6 +225,26 @@ def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
+@rule("frozen-root-hides-all")
+def frozen_root_hides_all(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.kind not in ("keras", "keras_file"):
+        return
+    flags = (ctx.plan.layer_flags if ctx.plan is not None else None) or {
+        node.path: node.trainable is not False for node in ctx.report.nodes()
+    }
+    if flags.get("", True):
+        return
+    hidden = [n.path for n in ctx.report.nodes() if n.path and n.tensors and flags.get(n.path)]
+    if hidden:
+        yield Finding(
+            "frozen-root-hides-all",
+            "warning",
+            f"the model itself is frozen (model.trainable = False), so the {len(hidden)} layer(s) whose own flag "
+            f"is trainable ({names(hidden)}) train nothing: in Keras 3 a variable trains only while the root's "
+            "flag is set too",
+        )
+
+
 @rule("tied-freeze-conflict")
 def tied_freeze_conflict(ctx: LintContext) -> Iterator[Finding]:
     if ctx.plan is None:
