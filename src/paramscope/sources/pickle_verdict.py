@@ -20,6 +20,7 @@ dangerous names are a denylist by module and by function, each with what it does
 
 from __future__ import annotations
 
+import _compat_pickle
 from collections.abc import Iterable
 
 from paramscope.core.printable import visible
@@ -155,13 +156,17 @@ DANGEROUS_FUNCTIONS = {
     "yaml.load": "constructs arbitrary objects",
     "yaml.unsafe_load": "constructs arbitrary objects",
 }
-PYTHON2_BUILTINS = "__builtin__"
 
 
 def _canonical(target: Global) -> str:
-    """The dotted name, with Python 2's ``__builtin__`` spelled as Python 3's ``builtins``."""
-    module = "builtins" if target.module == PYTHON2_BUILTINS else target.module
-    return f"{module}.{target.name}"
+    """The dotted name as Python 3 imports it: pickle's ``fix_imports`` renames Python 2 names
+    (``__builtin__.long`` -> ``builtins.int``) when it loads a protocol < 3 pickle, as torch does."""
+    key = (target.module, target.name)
+    if key in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[key]
+    else:
+        module, name = _compat_pickle.IMPORT_MAPPING.get(target.module, target.module), target.name
+    return f"{module}.{name}"
 
 
 def _data_only(target: Global, dotted: str) -> bool:
@@ -179,9 +184,9 @@ def _danger(target: Global, dotted: str) -> str | None:
     """What calling (or reaching) this name does, when that is not something data needs."""
     if dotted in DANGEROUS_FUNCTIONS:
         return DANGEROUS_FUNCTIONS[dotted]
-    root = target.module.split(".", 1)[0]
-    if root in DANGEROUS_MODULES:
-        return DANGEROUS_MODULES[root]
+    for module in (target.module, dotted.rpartition(".")[0]):  # as written, and as Python 3 names it
+        if module.split(".", 1)[0] in DANGEROUS_MODULES:
+            return DANGEROUS_MODULES[module.split(".", 1)[0]]
     if dotted.startswith(
         ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.")
     ):
