@@ -28,6 +28,7 @@ from paramscope.sources.archive import copy_member, open_member, open_zip, zip_e
 from paramscope.sources.boundary import name_of, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Hdf5Dataset, Hdf5Structure
+from paramscope.sources.pickle_verdict import is_data_only
 from paramscope.sources.pickle_walker import Call, Global, walk
 
 WEIGHTS_MEMBER = "model.weights.npz"
@@ -44,7 +45,7 @@ def _framework_name(target: Global) -> bool:
 def _refuse_foreign_names(names: dict, label: str) -> None:
     """Keras pickles only its own and its backends' objects here; anything else is no Keras
     weights file (the names were recorded, never imported)."""
-    foreign = sorted(g.dotted for g in names.values() if not _framework_name(g))
+    foreign = sorted(g.dotted for g in names.values() if not (_framework_name(g) or is_data_only(g)))
     if foreign:
         raise InputError(f"{label}: refused global {visible(foreign[0])[:120]} (not a Keras weights record)")
 

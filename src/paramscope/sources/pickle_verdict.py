@@ -169,6 +169,11 @@ def _canonical(target: Global) -> str:
     return f"{module}.{name}"
 
 
+def is_data_only(target: Global) -> bool:
+    """Whether torch's ``weights_only=True`` loader accepts this name."""
+    return _data_only(target, _canonical(target))
+
+
 def _data_only(target: Global, dotted: str) -> bool:
     if dotted in DATA_ONLY_NAMES:
         return True
@@ -217,4 +222,4 @@ def verdict_of(names: Iterable[Global]) -> PickleVerdict:
     return PickleVerdict(verdict, tuple(sorted(needs_code)), tuple(sorted(malicious.items())))
 
 
-__all__ = ["verdict_of"]
+__all__ = ["is_data_only", "verdict_of"]
