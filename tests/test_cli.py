@@ -61,7 +61,9 @@ def test_summary_json_contract() -> None:
         "bytes": 48,
         "shared_with": None,
         "persistent": None,
+        "quantized": None,
     }
+    assert data["pickle"] is None and data["metadata"] == {}  # a live model: no file around it
 
 
 def test_factory_args_are_literals() -> None:

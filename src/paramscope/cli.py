@@ -1,7 +1,8 @@
 """The ``paramscope`` command: parse, call the API, render, exit code.
 
-Exit codes: 0 ok; 1 a check found a problem; 2 bad input or usage, reported on one line
-naming the model or file and what is wrong (``--debug`` shows the traceback).
+Exit codes: 0 ok; 1 a check found a problem (a malicious pickle among them: its report is
+printed, then one line on stderr says why the exit is 1); 2 bad input or usage, reported on
+one line naming the model or file and what is wrong (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from paramscope import __version__
 from paramscope.errors import ParamscopeError
 
 FORMATS = ("text", "json", "md")
+EXIT_FOUND_PROBLEM = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
@@ -25,6 +27,25 @@ def _fail(message: str, code: int) -> None:
 
     click.echo(f"paramscope: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def exit_if_malicious(report) -> None:
+    """After the output: exit 1 when MODEL is a pickle that reaches dangerous functions, so
+    that a CI step reading an untrusted checkpoint fails (DESIGN.md: a check found a problem)."""
+    from paramscope.core.printable import one_line
+    from paramscope.core.report import Verdict
+
+    verdict = report.pickle
+    if verdict is None or verdict.verdict is not Verdict.MALICIOUS:
+        return
+    names = ", ".join(name for name, _ in verdict.malicious[:3])
+    more = f" and {len(verdict.malicious) - 3:,} more" if len(verdict.malicious) > 3 else ""
+    message = (
+        f"{report.source.path}: malicious pickle: it reaches {names}{more}; loading it would run them "
+        "(paramscope executed nothing)"
+    )
+    click.echo(f"paramscope: {one_line(message)}", err=True)
+    sys.exit(EXIT_FOUND_PROBLEM)
 
 
 def _limits(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
@@ -104,7 +125,7 @@ def show(fmt: str, output: str | None, renderable, render) -> None:
     if fmt == "text" and output is None:
         from rich.console import Console
 
-        Console(highlight=False).print(renderable())
+        Console(highlight=False).print(renderable(), crop=False)  # pasted code is never cut
     else:
         emit(render(), output)
 
@@ -160,7 +181,10 @@ def summary(
     depth: int | None,
     show_tensors: bool,
 ) -> None:
-    """Every layer's tensors and parameters by role, reconciled with the framework's totals."""
+    """Every layer's tensors and parameters by role, reconciled with the framework's totals.
+
+    Exits 1 after the summary if MODEL is a malicious pickle (it names what it reaches).
+    """
     from paramscope.api import inspect
     from paramscope.render import DEFAULT_DEPTH, renderer
     from paramscope.sources.reference import parse_factory_args
@@ -173,6 +197,7 @@ def summary(
     report = inspect(model, **parse_factory_args(factory_args))
     depth = DEFAULT_DEPTH if depth is None else depth
     show(fmt, output, renderable, lambda: renderer(fmt)(report, depth=depth, show_tensors=show_tensors))
+    exit_if_malicious(report)
 
 
 @cli.command()
@@ -186,7 +211,8 @@ def explain(
 ) -> None:
     """Why each count is what it is, layer by layer, and what your numbers mean.
 
-    Exits 1 if a formula disagrees with the layer's real tensors (a paramscope bug, reported).
+    Exits 1 if a formula disagrees with the layer's real tensors (a paramscope bug, reported),
+    or if MODEL is a malicious pickle.
     """
     from paramscope.api import explain as explain_model
     from paramscope.render.explain import EXPLANATION_RENDERERS, explanation_renderable
@@ -199,8 +225,9 @@ def explain(
         lambda: explanation_renderable(explanation),
         lambda: EXPLANATION_RENDERERS[fmt](explanation),
     )
+    exit_if_malicious(explanation.report)
     if explanation.problems:
-        sys.exit(1)
+        sys.exit(EXIT_FOUND_PROBLEM)
 
 
 @cli.command()
@@ -226,16 +253,34 @@ def explain(
     metavar="MB",
     help="Memory each reader process may add to its own size (default: 1024).",
 )
+@click.option(
+    "--fail-on",
+    type=click.Choice(["none", "malicious", "needs-code"]),
+    default="malicious",
+    show_default=True,
+    help="Exit 1 when a pickled file's verdict reaches this level (needs-code includes malicious).",
+)
 @handles_errors
-def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_memory: int | None) -> None:
+def scan(
+    folder: str,
+    fmt: str,
+    output: str | None,
+    timeout: float | None,
+    max_memory: int | None,
+    fail_on: str,
+) -> None:
     """One line for every checkpoint under FOLDER, read in parallel, nothing executed.
 
-    A file that takes too long, needs too much memory or crashes its reader gets an error line
-    and the scan goes on. Exits 1 if any checkpoint could not be read (its line says why).
+    A pickled file's line says what loading it would do: data-only, needs-code (it imports
+    classes from other packages) or malicious (it reaches functions that run commands, open
+    files or evaluate code). A file that takes too long, needs too much memory or crashes its
+    reader gets an error line and the scan goes on. Exits 1 if any checkpoint could not be read
+    (its line says why) or if a verdict reaches --fail-on.
     """
     import json
 
     from paramscope.core.printable import visible
+    from paramscope.ops.scan import failing
     from paramscope.ops.scan import scan as scan_folder
 
     memory = max_memory * 1024 * 1024 if max_memory else None
@@ -247,12 +292,27 @@ def scan(folder: str, fmt: str, output: str | None, timeout: float | None, max_m
             "".join(_scan_row(line) + "\n" for line in lines) or f"no checkpoints under {visible(folder)}\n"
         )
     emit(text, output, inputs=[line.path for line in lines])  # files scanned, in worker processes
-    if any(line.error for line in lines):
-        sys.exit(1)
+    if any(line.error for line in lines) or failing(lines, fail_on):
+        sys.exit(EXIT_FOUND_PROBLEM)
+
+
+SCAN_NAMES = 3  # names shown in a scan line's verdict
+
+
+def _verdict_cell(verdict) -> str:
+    """`  pickle: MALICIOUS (posix.system)`, `  pickle: needs-code (a, b, c +2)`, `  pickle: data-only`."""
+    if verdict is None:
+        return ""
+    names = [name for name, _ in verdict.malicious] or list(verdict.needs_code)
+    if not names:
+        return f"  pickle: {verdict.verdict}"
+    more = f" +{len(names) - SCAN_NAMES:,}" if len(names) > SCAN_NAMES else ""
+    label = "MALICIOUS" if verdict.malicious else str(verdict.verdict)
+    return f"  pickle: {label} ({', '.join(names[:SCAN_NAMES])}{more})"
 
 
 def _scan_row(line) -> str:
-    """One text line of `scan`: the file's counts, its error, or why it was skipped."""
+    """One text line of `scan`: the file's counts and verdict, its error, or why it was skipped."""
     from paramscope.core.units import keras_size
 
     if line.error:
@@ -262,7 +322,7 @@ def _scan_row(line) -> str:
     trainable = f"  trainable {line.trainable:,}" if line.trainable else ""
     return (
         f"{line.shown_path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  "
-        f"{keras_size(line.bytes)}{trainable}"
+        f"{keras_size(line.bytes)}{trainable}{_verdict_cell(line.pickle)}"
     )
 
 
@@ -326,6 +386,7 @@ def freeze(
 
         write_plan(plan, out, force=force)
     show(fmt, output, lambda: freeze_renderable(plan), lambda: FREEZE_RENDERERS[fmt](plan))
+    exit_if_malicious(plan.report)
 
 
 def _input_shape(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
@@ -395,7 +456,7 @@ def audit(
     )
     show(fmt, output, lambda: audit_renderable(result), lambda: AUDIT_RENDERERS[fmt](result))
     if result.failed:
-        sys.exit(1)
+        sys.exit(EXIT_FOUND_PROBLEM)
 
 
 @cli.command()
@@ -404,13 +465,14 @@ def audit(
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @handles_errors
 def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None) -> None:
-    """The freezing pitfalls MODEL falls into. Exits 1 on an error-severity finding (for CI)."""
+    """The freezing pitfalls MODEL falls into. Exits 1 on an error-severity finding, or when
+    MODEL is a malicious pickle (for CI)."""
     import json
 
     from paramscope.api import lint as lint_model
     from paramscope.render.freeze import findings_renderables
-    from paramscope.render.json import SCHEMA_VERSION
-    from paramscope.render.text import source_line
+    from paramscope.render.json import SCHEMA_VERSION, file_facts
+    from paramscope.render.text import malicious_panel, source_line
     from paramscope.sources.reference import parse_factory_args
 
     report, findings = lint_model(model, **parse_factory_args(factory_args))
@@ -419,6 +481,7 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
             "schema_version": SCHEMA_VERSION,
             "source": {"kind": report.source.kind, "path": report.source.path},
             "findings": [f.as_dict() for f in findings],
+            **file_facts(report),
         }
         emit(json.dumps(data, indent=2) + "\n", output)
     else:
@@ -428,10 +491,11 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
         from paramscope.render.text import plain_text
 
         found = findings_renderables(findings) or [Text("No pitfall found.", style="green")]
-        page = Group(source_line(report), *found)
+        page = Group(*malicious_panel(report), source_line(report), *found)
         show(fmt, output, lambda: page, lambda: plain_text(page))
+    exit_if_malicious(report)
     if any(f.severity == "error" for f in findings):
-        sys.exit(1)
+        sys.exit(EXIT_FOUND_PROBLEM)
 
 
 @cli.command()

@@ -3,8 +3,10 @@
 paramscope promises that any checkpoint, downloaded from anywhere, can be looked at safely.
 :func:`write_corpus` writes several hundred files that try to break that promise, for every
 format paramscope reads, each tagged with the class of attack (:data:`KINDS`), the format,
-and what must happen: ``refused`` (a clean InputError), ``read`` (a report), or ``either``
-where both are correct and only the limits judge (time, memory, sane totals, clean output).
+and what must happen: ``refused`` (a clean InputError), ``read`` (a report), ``either``
+where both are correct and only the limits judge (time, memory, sane totals, clean output),
+or ``malicious``: a trojan beside real weights, read (nothing is refused for the names it
+reaches, since nothing is ever called) with the verdict ``malicious`` naming its ``phrase``.
 ``hostile_runner.py`` reads them in limited child processes; ``test_hostile_corpus.py`` judges.
 
 Generated rather than committed, so that every byte is explained here. Valid files come from
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-REFUSED, READ, EITHER = "refused", "read", "either"
+REFUSED, READ, EITHER, MALICIOUS = "refused", "read", "either", "malicious"
 KINDS = {
     "integers": "unbounded integers (huge or negative dims, products past 2**63, sizes past the file)",
     "structure": "untrusted structure trusted (wrong types, lists for dicts, zero divisors)",
@@ -66,13 +68,13 @@ class Case:
     name: str  # unique, plain ASCII: the case's folder
     kind: str  # a key of KINDS
     format: str
-    expect: str  # REFUSED, READ or EITHER
+    expect: str  # REFUSED, READ, EITHER or MALICIOUS
     target: str  # the path paramscope is asked to read, inside the case's folder
     files: dict[str, bytes] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)  # name -> symbolic link target
     specials: dict[str, str] = field(default_factory=dict)  # name -> "fifo" | "socket" (harness)
     sparse: dict[str, int] = field(default_factory=dict)  # name -> size reached with a hole
-    phrase: str = ""  # text a refusal must contain
+    phrase: str = ""  # text a refusal must contain; a MALICIOUS case's global, as its verdict names it
     note: str = ""
 
     def manifest(self) -> dict:
@@ -1041,12 +1043,15 @@ def _output_attacks() -> list[PickleAttack]:
 
 
 def _trojan_attacks(marker: Path) -> list[PickleAttack]:
+    """Payloads beside real tensors are read with a malicious verdict; those without tensors,
+    or in place of a storage type, are refused, the refusal naming what they reach."""
     touch = f"touch {marker}"
     trojans = [
-        ("os-system-beside-tensors", _beside(_os_system(touch)), "os.system"),
-        ("os-system-top-level", _alone(_os_system(touch)), "os.system"),
+        ("os-system-beside-tensors", MALICIOUS, _beside(_os_system(touch)), "os.system"),
+        ("os-system-top-level", REFUSED, _alone(_os_system(touch)), "os.system"),
         (
             "os-system-stack-global",
+            REFUSED,  # it leaves the names on the stack: a malformed pickle
             lambda legacy: (
                 b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x00h\x01\x93" + p_text(touch) + b"\x85R.",
                 {},
@@ -1055,6 +1060,7 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
         ),
         (
             "os-system-from-memo",
+            MALICIOUS,
             _beside(
                 p_global("os", "system") + p_put(250) + POP + p_get(250) + p_tuple(p_text(touch)) + REDUCE
             ),
@@ -1062,6 +1068,7 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
         ),
         (
             "os-system-storage-type",
+            REFUSED,
             _bad_raw(
                 storage=_pid(
                     p_text("storage"), p_global("os", "system"), p_text("2"), p_text("cpu"), p_int(4)
@@ -1069,9 +1076,10 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
             ),
             "os.system",
         ),
-        ("os-system-inst", _alone(MARK + f"S'{touch}'\n".encode() + b"ios\nsystem\n"), "os.system"),
+        ("os-system-inst", REFUSED, _alone(MARK + f"S'{touch}'\n".encode() + b"ios\nsystem\n"), "os.system"),
         (
             "eval-in-optimizer",
+            MALICIOUS,
             lambda legacy: (
                 pickled(
                     p_dict(
@@ -1092,8 +1100,8 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
         ),
     ]
     return [
-        PickleAttack(name, "trojan", REFUSED, build, f"{phrase} hidden in a checkpoint", phrase=phrase)
-        for name, build, phrase in trojans
+        PickleAttack(name, "trojan", expect, build, f"{phrase} hidden in a checkpoint", phrase=phrase)
+        for name, expect, build, phrase in trojans
     ]
 
 
@@ -1322,7 +1330,7 @@ def torch_saved_cases(marker: Path) -> Iterator[Case]:
             f"{fmt}-trojaned-checkpoint",
             "trojan",
             fmt,
-            REFUSED,
+            MALICIOUS,
             "model.pt",
             {"model.pt": data},
             phrase="os.system",

@@ -51,6 +51,7 @@ PRELOAD = (  # what reading any format imports: imported once here, shared by ev
     "paramscope.sources.keras_shards",
     "paramscope.sources.h5_file",
     "paramscope.render.json",
+    "paramscope.render.markdown",
     "paramscope.render.text",
     "numpy.lib.format",
     "h5py",
@@ -91,12 +92,12 @@ def _where(exc: BaseException) -> str:
 
 
 def _report_facts(report) -> dict:
-    """The report rendered as the CLI renders it (JSON, text), its totals and warnings, and
-    whatever in its text a terminal must not receive."""
-    from paramscope.render import render_json, render_text
+    """The report rendered as the CLI renders it (JSON, text, Markdown), its totals, warnings
+    and pickle verdict, and whatever in its text a terminal must not receive."""
+    from paramscope.render import render_json, render_markdown, render_text
 
     json.loads(render_json(report))
-    text = render_text(report)
+    text = render_text(report) + render_markdown(report)
     if sum(1 for _ in report.tensors()) <= SHOW_TENSORS_UP_TO:
         text += render_text(report, show_tensors=True)
     text.encode("utf-8")  # what a terminal or a file receives: lone surrogates fail here
@@ -107,6 +108,7 @@ def _report_facts(report) -> dict:
         "outcome": "report",
         "totals": totals,
         "warnings": [w[:MAX_MESSAGE] for w in report.warnings],
+        "pickle": report.pickle.as_dict() if report.pickle is not None else None,
         "unsafe_output": unsafe_characters(text),
         "forged_line": FORGED_LINE in text,
     }

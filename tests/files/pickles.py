@@ -81,3 +81,53 @@ def torch_zip(pickle: bytes, storages: dict[str, int]) -> bytes:
             archive.writestr(f"archive/data/{key}", b"\0" * size)
         archive.writestr("archive/version", "3\n")
     return buffer.getvalue()
+
+
+def global_(module: str, name: str) -> bytes:
+    """GLOBAL: a name the walker records and never imports."""
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def record(module: str, name: str, state: bytes) -> bytes:
+    """An instance as protocol 2 pickles one (``cls.__new__(cls)`` by NEWOBJ, then BUILD)."""
+    return global_(module, name) + b")\x81" + state + b"b"
+
+
+def dict_of(items: list[tuple[str, bytes]]) -> bytes:
+    """A dict value (no STOP) from already-encoded values."""
+    return b"}(" + b"".join(text(k) + v for k, v in items) + b"u"
+
+
+def module(name: str, parameters: bytes, modules: bytes = b"}") -> bytes:
+    """A pickled ``nn.Module`` of class ``name`` with the given ``_parameters`` and ``_modules``."""
+    state = dict_of(
+        [("training", b"\x88"), ("_parameters", parameters), ("_buffers", b"}"), ("_modules", modules)]
+    )
+    return record("torch.nn.modules.linear", name, state)
+
+
+def numpy_array(shape: tuple[int, ...], code: str, raw: bytes, order: str = "<") -> bytes:
+    """An ndarray as ``ndarray.__reduce__`` pickles it: ``_reconstruct`` and its BUILD state
+    ``(1, shape, dtype, is_fortran, rawdata)``, the dtype a ``numpy.dtype`` record."""
+    dtype = (
+        global_("numpy", "dtype")
+        + b"("
+        + text(code)
+        + b"\x89\x88tR("
+        + small_int(3)
+        + text(order)
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff"
+        + small_int(0)
+        + b"tb"
+    )
+    reconstruct = (
+        global_("numpy._core.multiarray", "_reconstruct")
+        + b"("
+        + global_("numpy", "ndarray")
+        + b"("
+        + small_int(0)
+        + b"tC\x01btR"
+    )
+    shape_tuple = b"(" + b"".join(_int(d) for d in shape) + b"t"
+    raw_bytes = b"B" + struct.pack("<I", len(raw)) + raw
+    return reconstruct + b"(" + small_int(1) + shape_tuple + dtype + b"\x89" + raw_bytes + b"tb"

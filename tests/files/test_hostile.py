@@ -1,20 +1,34 @@
-"""Hostile and broken files: a one-line error, exit 2, nothing executed, nothing hangs."""
+"""Hostile and broken files: nothing executed, nothing hangs. A pickle that reaches dangerous
+functions beside real weights is read with a malicious verdict (exit 1); a broken file, or a
+payload with no weights, is a one-line error (exit 2)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
-import re
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import paramscope
+from paramscope.core.report import Verdict
 from paramscope.errors import InputError
-from tests.files.corpus import broken_files, dangerous_payloads, legacy_torch, torch_zip
+from tests.files.corpus import (
+    WEIGHT_SHAPE,
+    WEIGHT_STORAGE,
+    beside_weights,
+    broken_files,
+    dangerous_payloads,
+    legacy_torch,
+    torch_zip,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = Path("/tmp/paramscope-pwned-marker")
@@ -50,29 +64,78 @@ def run_cli(path: Path) -> subprocess.CompletedProcess:
     )
 
 
+def container_bytes(pickle: bytes, container: str, storages: dict[str, bytes] | None = None) -> bytes:
+    return torch_zip(pickle, storages) if container == "zip" else legacy_torch(pickle, storages)
+
+
 @pytest.mark.parametrize("container", ["zip", "legacy"])
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
-def test_dangerous_pickle_refused_naming_the_global(name: str, container: str, tmp_path: Path) -> None:
+def test_payload_beside_weights_is_read_and_malicious(name: str, container: str, tmp_path: Path) -> None:
+    """Nothing is refused for what it names: the weights are counted, the verdict names the
+    global, and nothing ran."""
     payload, dotted = PAYLOADS[name]
     path = tmp_path / "model.pt"
-    path.write_bytes(torch_zip(payload) if container == "zip" else legacy_torch(payload))
+    path.write_bytes(
+        container_bytes(beside_weights(payload, container == "legacy"), container, WEIGHT_STORAGE)
+    )
+    report = paramscope.inspect(path)
+    assert (report.totals["all"].tensors, report.totals["all"].params) == (1, math.prod(WEIGHT_SHAPE))
+    assert report.pickle is not None and report.pickle.verdict is Verdict.MALICIOUS
+    assert dotted in [name for name, _ in report.pickle.malicious]
+
+
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+def test_beside_weights_is_a_file_torch_loads(container: str, tmp_path: Path) -> None:
+    """The trojan's container is a real torch file: with a harmless value in place of the
+    payload, torch.load(weights_only=True) gives the one tensor the reports count."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(
+        container_bytes(beside_weights(b"\x80\x02K\x05.", container == "legacy"), container, WEIGHT_STORAGE)
+    )
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["hook"] == 5 and tuple(loaded["layer.weight"].shape) == WEIGHT_SHAPE
+    assert paramscope.inspect(path).totals["all"].params == loaded["layer.weight"].numel()
+
+
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_payload_alone_is_refused_naming_the_global(name: str, container: str, tmp_path: Path) -> None:
+    """A pickle that holds no tensor is no checkpoint; its refusal says what it reaches."""
+    payload, dotted = PAYLOADS[name]
+    path = tmp_path / "model.pt"
+    path.write_bytes(container_bytes(payload, container))
     with pytest.raises(InputError) as caught:
         paramscope.inspect(path)
-    assert dotted in str(caught.value)
-    assert str(path) in str(caught.value) or "model.pt" in str(caught.value)
+    message = str(caught.value)
+    assert "malicious pickle (reaches " in message and dotted in message
+    assert "model.pt" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
     "name",
     ["os-system-global", "builtins-eval-stack-global-memo", "subprocess-popen-inst", "runpy-run-path-obj"],
 )
-def test_cli_refuses_in_one_line_exit_2(name: str, tmp_path: Path) -> None:
+def test_cli_reports_then_exits_1(name: str, tmp_path: Path) -> None:
+    """The report is written (the counts and the verdict), then exit 1 with one line on stderr."""
     path = tmp_path / "model.bin"
-    path.write_bytes(torch_zip(PAYLOADS[name][0]))
+    payload, dotted = PAYLOADS[name]
+    path.write_bytes(torch_zip(beside_weights(payload), WEIGHT_STORAGE))
+    result = run_cli(path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"paramscope: {path}: malicious pickle: it reaches")
+    assert dotted in lines[0]
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["pickle"]["verdict"] == "malicious" and written["totals"]["all"]["params"] == 6
+
+
+def test_cli_refuses_a_payload_alone_in_one_line_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(torch_zip(PAYLOADS["os-system-global"][0]))
     result = run_cli(path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"paramscope: error: {path}: refused")
+    assert len(lines) == 1 and lines[0].startswith(f"paramscope: error: {path}: malicious pickle")
     assert not (tmp_path / "out.json").exists()
 
 
@@ -151,10 +214,41 @@ def test_fuzzed_files_fail_cleanly(name: str, valid_files, tmp_path_factory) -> 
     check()
 
 
+UNPICKLING_CALLS = frozenset(
+    {"pickle.load", "pickle.loads", "torch.load", "numpy.load", "np.load", "marshal.loads"}
+)
+
+
+def _calls_that_unpickle(source: str) -> list[str]:
+    """Calls in ``source`` that would execute a file's contents: the functions above, and any
+    call passing ``allow_pickle=True``. Read from the syntax tree, so that text (a message
+    telling the user to call ``torch.load(weights_only=True)``) is not mistaken for a call."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        allows_pickle = any(
+            k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+            for k in node.keywords
+        )
+        if name in UNPICKLING_CALLS or allows_pickle:
+            found.append(f"{name}() at line {node.lineno}")
+    return found
+
+
+def test_the_unpickling_check_finds_calls_not_text() -> None:
+    source = 'import torch\nnote = "torch.load(weights_only=True) loads it"\ntorch.load(path)\n'
+    assert _calls_that_unpickle(source) == ["torch.load() at line 3"]
+    assert _calls_that_unpickle("np.load(path, allow_pickle=True)") == ["np.load() at line 1"]
+    assert _calls_that_unpickle("read(path, allow_pickle=flag)") == ["read() at line 1"]
+
+
 def test_no_code_path_can_unpickle() -> None:
     """No call that executes file contents exists anywhere in the package."""
-    calls = re.compile(
-        r"\b(pickle\.loads?|torch\.load|numpy\.load|np\.load|marshal\.loads)\(|allow_pickle=True"
-    )
-    offenders = [p.name for p in (ROOT / "src" / "paramscope").rglob("*.py") if calls.search(p.read_text())]
-    assert offenders == []
+    offenders = {
+        path.name: calls
+        for path in (ROOT / "src" / "paramscope").rglob("*.py")
+        if (calls := _calls_that_unpickle(path.read_text()))
+    }
+    assert offenders == {}

@@ -4,7 +4,8 @@ Several hundred hostile files (``hostile_corpus.py``) are read by the harness
 (``hostile_runner.py``) in one subprocess, each in a forked child with CPU and memory limits.
 For every file: no exception but a clean InputError, no kill, at most 2 s of CPU and 300 MB of
 memory, a refusal that is one clean line naming the file, a report whose totals are sane and
-whose text output cannot forge the terminal, and the outcome the case expects. Nothing ever
+whose text output cannot forge the terminal, and the outcome the case expects (a trojan
+beside real weights: read, with a malicious verdict naming what it reaches). Nothing ever
 runs, and no input is modified. Each assertion lists every failing file with its class,
 format and outcome, so that one run shows all findings.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from paramscope.core.printable import visible
-from tests.files.hostile_corpus import EITHER, KINDS, READ, REFUSED, write_corpus
+from tests.files.hostile_corpus import EITHER, KINDS, MALICIOUS, READ, REFUSED, write_corpus
 from tests.files.hostile_runner import fingerprint
 
 # Run alone, after the parallel suite: the CPU seconds measured here must be the reader's, not
@@ -84,7 +85,7 @@ def test_corpus_is_large_and_covers_every_class(run) -> None:
     hostile = [case for case in run["cases"] if case.kind != "control"]
     assert len(hostile) >= MIN_HOSTILE
     assert {case.kind for case in run["cases"]} == set(KINDS)
-    assert {case.expect for case in run["cases"]} == {READ, REFUSED, EITHER}
+    assert {case.expect for case in run["cases"]} == {READ, REFUSED, EITHER, MALICIOUS}
     assert [r["name"] for r in run["results"]] == [case.name for case in run["cases"]], run["stderr"][-2000:]
 
 
@@ -170,7 +171,22 @@ def test_rendered_text_cannot_forge_the_terminal(run) -> None:
     require_none([r for r in run["results"] if r["outcome"] == "report" and forgery(r)], forgery)
 
 
+def malicious_problem(row: dict) -> str:
+    """A trojan beside real weights must be read, its verdict malicious, naming its global."""
+    if row["outcome"] != "report":
+        return f"must be read with a malicious verdict, {outcome(row)}"
+    verdict = row["pickle"] or {"verdict": None, "malicious": []}
+    if verdict["verdict"] != MALICIOUS:
+        return f"the verdict is {verdict['verdict']}, must be malicious"
+    named = [entry["global"] for entry in verdict["malicious"]]
+    if row["phrase"] not in named:
+        return f"the verdict names {named}, not {row['phrase']!r}"
+    return ""
+
+
 def expectation_problem(row: dict) -> str:
+    if row["expect"] == MALICIOUS:
+        return malicious_problem(row)
     if row["expect"] == REFUSED and row["outcome"] == "report":
         return "read, must be refused"
     if row["expect"] == READ and row["outcome"] != "report":

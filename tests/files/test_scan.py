@@ -1,4 +1,5 @@
-"""paramscope scan: every checkpoint under a folder, one line each, errors reported, exit 1."""
+"""paramscope scan: every checkpoint under a folder, one line each with its pickle's verdict,
+errors reported, exit 1 (see tests/files/test_verdicts.py for --fail-on on real files)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
 from paramscope.core.report import Report
-from paramscope.ops.scan import ScanLine, scan
+from paramscope.ops.scan import MAX_VERDICT_NAMES, ScanLine, _parse_answer, scan
 from paramscope.sources.detect import read_file
-from tests.files.corpus import global_call, torch_zip
+from tests.files.corpus import WEIGHT_STORAGE, beside_weights, global_call, torch_zip
 from tests.files.writers import write_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,8 @@ def test_scan_folder(tmp_path: Path) -> None:
     written = write_all(tmp_path)
     (tmp_path / "config.json").write_text('{"hidden_size": 8}')  # beside real weights: not a checkpoint
     (tmp_path / "notes.txt").write_text("hello")
-    (tmp_path / "evil.pt").write_bytes(torch_zip(global_call("os", "system", "touch /tmp/paramscope-scan-x")))
+    payload = global_call("os", "system", "touch /tmp/paramscope-scan-x")
+    (tmp_path / "evil.pt").write_bytes(torch_zip(beside_weights(payload), WEIGHT_STORAGE))
     result = subprocess.run(
         [sys.executable, "-m", "paramscope.cli", "scan", str(tmp_path), "--format", "json"],
         cwd=ROOT,
@@ -36,13 +39,29 @@ def test_scan_folder(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 1, result.stderr  # one checkpoint could not be read
+    assert result.returncode == 1, result.stderr  # one checkpoint is malicious
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     by_name = {Path(line["path"]).name: line for line in lines}
     assert "config.json" not in by_name and "notes.txt" not in by_name
-    assert by_name["evil.pt"]["error"] == "refused global os.system"
+    evil = by_name["evil.pt"]
+    assert (evil["error"], evil["params"]) == (None, 6)
+    assert evil["pickle"] == {
+        "verdict": "malicious",
+        "needs_code": [],
+        "malicious": [{"global": "os.system", "does": "runs commands or touches files"}],
+    }
     for path in written:
         assert by_name[path.name]["error"] is None
+    pickled = {name for name, line in by_name.items() if line["pickle"] is not None}
+    assert pickled == {
+        "evil.pt",
+        "state_dict.pt",
+        "legacy.pt",
+        "checkpoint.pth",
+        "lightning.ckpt",
+        "parameters.pt",
+    }
+    assert by_name["state_dict.pt"]["pickle"]["verdict"] == "data-only"
     assert by_name["checkpoint.pth"]["params"] == by_name["model.safetensors"]["params"]
     assert not Path("/tmp/paramscope-scan-x").exists()
 
@@ -57,7 +76,12 @@ def test_scan_clean_folder_text(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "state_dict.pt  torch_file  10 tensors  20,196 params" in result.stdout
+    rows = {Path(row.split("  ")[0]).name: row for row in result.stdout.splitlines()}
+    assert rows["state_dict.pt"].startswith(
+        f"{tmp_path}/state_dict.pt  torch_file  10 tensors  20,196 params"
+    )
+    assert rows["state_dict.pt"].endswith("  pickle: data-only")
+    assert "pickle:" not in rows["model.safetensors"]
 
 
 def test_scan_missing_folder_exit_2(tmp_path: Path) -> None:
@@ -260,3 +284,40 @@ def test_recognised_formats_are_skipped_not_failed(tmp_path: Path) -> None:
         f"{tmp_path / 'model.mlmodel'}  skipped: recognised: CoreML model, not read"
         in result.stdout.splitlines()
     )
+
+
+COUNTS_ANSWER = {"kind": "torch_file", "tensors": 1, "params": 6, "bytes": 24}
+COUNTS_ANSWER |= {"trainable": 0, "frozen": 0, "state": 0, "unknown": 6}
+
+
+def _answer(pickle: object) -> bytes:
+    return json.dumps({**COUNTS_ANSWER, "pickle": pickle}).encode()
+
+
+def test_a_workers_verdict_is_validated_and_escaped() -> None:
+    """A worker reads hostile files: its verdict is checked field by field, names escaped."""
+    verdict = {
+        "verdict": "malicious",
+        "needs_code": ["a\x1b[2Jb"],
+        "malicious": [{"global": "os.system", "does": "x"}],
+    }
+    line = _parse_answer("m.pt", _answer(verdict))
+    assert line.pickle.needs_code == ("a\\x1b[2Jb",) and line.pickle.malicious == (("os.system", "x"),)
+    assert line.as_dict()["pickle"] == {**verdict, "needs_code": ["a\\x1b[2Jb"]}
+    assert _parse_answer("m.pt", _answer(None)).pickle is None
+
+
+@pytest.mark.parametrize(
+    "pickle",
+    [
+        "malicious",
+        {"verdict": "harmless", "needs_code": [], "malicious": []},
+        {"verdict": "malicious", "needs_code": [], "malicious": [["os.system", "x"]]},
+        {"verdict": "needs-code", "needs_code": [7], "malicious": []},
+        {"verdict": "needs-code", "needs_code": ["a"] * (MAX_VERDICT_NAMES + 1), "malicious": []},
+        {"verdict": "data-only", "needs_code": [], "malicious": [], "extra": 1},
+    ],
+)
+def test_a_malformed_verdict_is_an_invalid_answer(pickle: object) -> None:
+    with pytest.raises(ValueError):
+        _parse_answer("m.pt", _answer(pickle))

@@ -11,6 +11,7 @@ contradicts its weights for a file — never shown as the answer.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -61,12 +62,28 @@ def _tied_note(tensors: list[Tensor]) -> str:
     return f" {shared:,} of these are tied to {owners} and counted there, once."
 
 
+QUANTIZATION_HELPERS = frozenset({"scale", "zero-point", "group-index", "amax-history", "absmax"})
+
+
+def _as_specified(tensor: Tensor, spec: LayerSpec) -> tuple[int, ...]:
+    """The shape the spec would give a tensor: a packed weight (int4) stands for its unpacked one."""
+    if tensor.quantized is None or tensor.params == math.prod(tensor.shape):
+        return tensor.shape
+    unpacked = next((v.shape for v in spec.variables if v.name == tensor.name), None)
+    return unpacked if unpacked is not None and math.prod(unpacked) == tensor.params else tensor.shape
+
+
 def _check(spec: LayerSpec, tensors: list[Tensor], kind: str) -> str | None:
     """Why the formula and the real tensors disagree, or None. In a live model that is our bug;
-    a file's config may simply contradict the weights stored beside it."""
+    a file's config may simply contradict the weights stored beside it. A quantized layer's
+    scales, zero points and amax histories are no weights of the formula; its quantized weight
+    is counted as the weight it stands for (never trained, yet no state)."""
+    tensors = [t for t in tensors if t.quantized not in QUANTIZATION_HELPERS]
     named = all(v.name != ANY_NAME for v in spec.variables)
     expected = Counter((v.name if named else ANY_NAME, v.shape, v.state) for v in spec.variables)
-    actual = Counter((t.name if named else ANY_NAME, t.shape, t.role is Role.STATE) for t in tensors)
+    actual = Counter(
+        (t.name if named else ANY_NAME, _as_specified(t, spec), t.role is Role.STATE) for t in tensors
+    )
     value = sum(t.params for t in tensors)
     if expected == actual and spec.formula.value == value:
         return None

@@ -66,6 +66,9 @@ FAIL_ON = {
 MAX_ERROR_CHARS = 1000  # of an error a worker sends; the parent shows at most one 300-character line
 MEMORY_EXCEEDED = "exceeded the memory limit"
 READY = b""  # a worker's first message: started, the clock of its first file may start
+# What a new worker may take to say READY, beyond a file's own time: a spawned worker imports
+# its parent's main module first (torch, under a test runner: seconds on a loaded machine).
+START_SECONDS = 60.0
 
 Read = Callable[[Path], "Report"]
 
@@ -298,10 +301,13 @@ class _Worker:
         child_end.close()
         self.index = -1
         self.deadline = 0.0
+        self.started = False  # it said READY
 
     def give(self, index: int, path: str, seconds: float) -> None:
-        """Send the worker a file; it must answer within ``seconds`` (of starting, if it is new)."""
-        self.index, self.deadline = index, time.monotonic() + seconds
+        """Send the worker a file; it must answer within ``seconds`` of saying READY (a new
+        worker gets ``START_SECONDS`` more to say it)."""
+        start = 0.0 if self.started else START_SECONDS
+        self.index, self.deadline = index, time.monotonic() + start + seconds
         with contextlib.suppress(OSError):  # a worker that died is found by its sentinel
             self.connection.send_bytes(os.fsencode(path))
 
@@ -378,6 +384,7 @@ class _Pool:
     def _settle(self, worker: _Worker, ready: set, now: float) -> None:
         answer = worker.answer() if worker.connection in ready else None
         if answer == READY:  # a spawned worker may take seconds to start: not the file's time
+            worker.started = True
             worker.deadline = now + self._seconds
         elif answer is not None:
             try:

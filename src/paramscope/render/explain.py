@@ -8,8 +8,9 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from paramscope.ops.explain import Explanation, LayerExplanation
-from paramscope.render.json import SCHEMA_VERSION, source_dict, tensor_dict
-from paramscope.render.text import ROLE_STYLE, plain_text, source_line
+from paramscope.render.json import SCHEMA_VERSION, file_facts, source_dict, tensor_dict
+from paramscope.render.markdown import malicious_markdown
+from paramscope.render.text import ROLE_STYLE, malicious_panel, plain_text, source_line
 from paramscope.render.tree_rows import shape_text
 
 
@@ -39,7 +40,11 @@ def _layer_block(layer: LayerExplanation) -> RenderableType:
 
 
 def explanation_renderable(explanation: Explanation) -> Group:
-    parts: list[RenderableType] = [source_line(explanation.report), Text("")]
+    parts: list[RenderableType] = [
+        *malicious_panel(explanation.report),
+        source_line(explanation.report),
+        Text(""),
+    ]
     parts += [_layer_block(layer) for layer in explanation.layers]
     if not explanation.layers:
         parts.append(Text("No layer matched.", style="yellow"))
@@ -54,7 +59,7 @@ def render_explanation_text(explanation: Explanation, width: int = 100) -> str:
 
 def render_explanation_markdown(explanation: Explanation) -> str:
     report = explanation.report
-    lines = [f"## Why {report.root.name or '(root)'} counts what it counts", ""]
+    lines = [*malicious_markdown(report), f"## Why {report.root.name or '(root)'} counts what it counts", ""]
     for layer in explanation.layers:
         lines.append(f"### {layer.path or '(root)'} ({layer.type}) · {layer.params:,} params")
         lines.append("")
@@ -76,6 +81,7 @@ def explanation_dict(explanation: Explanation) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "source": source_dict(source),
+        **file_facts(explanation.report),
         "layers": [
             {
                 "path": layer.path,

@@ -11,8 +11,8 @@ from rich.text import Text
 
 from paramscope.core.units import plural
 from paramscope.ops.freeze import FreezePlan
-from paramscope.render.json import SCHEMA_VERSION, source_dict
-from paramscope.render.text import ROLE_STYLE, plain_text, source_line
+from paramscope.render.json import SCHEMA_VERSION, file_facts, source_dict
+from paramscope.render.text import ROLE_STYLE, malicious_panel, plain_text, source_line
 
 MAX_CHANGED = 20
 
@@ -43,7 +43,12 @@ def freeze_renderable(plan: FreezePlan) -> Group:
         if role != "unknown" or before[role].tensors
     ]
     width = max(len(b) for _, b, _ in rows)
-    parts: list[RenderableType] = [source_line(plan.report), Text(plan.semantics, style="dim"), Text("")]
+    parts: list[RenderableType] = [
+        *malicious_panel(plan.report),
+        source_line(plan.report),
+        Text(plan.semantics, style="dim"),
+        Text(""),
+    ]
     for rule, nodes in plan.selected:
         parts.append(Text(f"{rule.action} {rule.selector}: {plural(len(nodes), 'layer')}"))
     parts += [
@@ -108,6 +113,7 @@ def freeze_dict(plan: FreezePlan) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "source": source_dict(source),
+        **file_facts(plan.report),
         "rules": [
             {"action": r.action, "selector": r.selector, "layers": [n.path for n in nodes]}
             for r, nodes in plan.selected

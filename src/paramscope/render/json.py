@@ -52,12 +52,24 @@ def source_dict(source: Source) -> dict:
     }
 
 
+def file_facts(report: Report) -> dict:
+    """What a file is beside its tensors: the verdict on its pickle (``{"verdict",
+    "needs_code", "malicious": [{"global", "does"}]}``, or null when it is no pickle) and its
+    plain metadata (values as the file gave them, JSON-able). Every command that reads a
+    model's report carries them."""
+    return {
+        "pickle": report.pickle.as_dict() if report.pickle is not None else None,
+        "metadata": report.metadata,
+    }
+
+
 def report_dict(report: Report) -> dict:
     """The shared core of every command's JSON output."""
     source = report.source
     return {
         "schema_version": SCHEMA_VERSION,
         "source": source_dict(source),
+        **file_facts(report),
         "totals": {role: totals.as_dict() for role, totals in report.totals.items()},
         "conventions": conventions(report),
         "root": node_dict(report.root),

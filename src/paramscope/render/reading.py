@@ -4,14 +4,22 @@ Users confuse weight *tensors* (``len(model.trainable_weights)``), scalar *param
 ("Trainable params") and *layers*. The reading lists our split by role in both units and then
 the framework's own lines, with the sums that connect the two; text, Markdown and HTML
 renderers only format it.
+
+It also says what the file is beside its tensors: the verdict on a pickle (what *loading* it
+would do, see sources/pickle_verdict.py) and the plain facts it carries (``Report.metadata``),
+both made of names and values written by whoever made the file, so escaped and bounded here.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from paramscope.core.conventions import keras_counts, keras_lines, torch_lines
-from paramscope.core.report import Report, RoleTotals
+from paramscope.core.conventions import keras_counts, keras_differences, keras_lines, torch_lines
+from paramscope.core.printable import visible
+from paramscope.core.report import PickleVerdict, Report, RoleTotals, Verdict
 from paramscope.core.units import count, keras_size, plural
 
 SOURCE_NAMES = {
@@ -23,6 +31,8 @@ SOURCE_NAMES = {
     "h5": "legacy Keras .h5 file, saved by Keras",
     "safetensors": "safetensors",
     "npz": "NumPy",
+    "torchscript": "TorchScript archive",
+    "peft_adapter": "PEFT adapter",
 }
 
 
@@ -74,12 +84,16 @@ def role_lines(report: Report) -> list[RoleLine]:
 
 def _keras_connections(report: Report) -> list[str]:
     totals, counts = report.totals, keras_counts(report)
-    lines = [
+    # Keras counts quantized, float8 and wrapped-torch tensors its own way: say how, not a false sum
+    lines = keras_differences(report) or [
         f"Non-trainable params {count(counts.non_trainable.params)} = frozen "
-        f"{count(totals['frozen'].params)} + state {count(totals['state'].params)}.",
-        f"len(model.trainable_weights) = {totals['trainable'].tensors:,} tensors; "
-        f"len(model.non_trainable_weights) = {totals['frozen'].tensors + totals['state'].tensors:,}.",
+        f"{count(totals['frozen'].params)} + state {count(totals['state'].params)}."
     ]
+    trainable = totals["trainable"] if report.compiled_trainable is not None else counts.trainable
+    lines.append(
+        f"len(model.trainable_weights) = {trainable.tensors:,} tensors; "
+        f"len(model.non_trainable_weights) = {counts.non_trainable.tensors:,}."
+    )
     if counts.optimizer is not None:
         lines.append(
             f"Total params includes {count(counts.optimizer.params)} optimizer params "
@@ -117,7 +131,7 @@ def reading(report: Report) -> Reading:
             keras_lines(report),
             _keras_connections(report),
         )
-    elif kind == "torch":
+    elif kind in ("torch", "torchscript"):  # an archive knows parameters from buffers, as torch does
         title, lines, connections = "torch says", torch_lines(report), _torch_connections(report)
     else:
         every = report.totals["all"]
@@ -133,3 +147,154 @@ def reading(report: Report) -> Reading:
         if group is not None
     ]
     return Reading(role_lines(report), title, lines, connections, extras, list(report.warnings))
+
+
+# ------------------------------------------------------------------ the pickle verdict
+
+SHOWN_CLASSES = 5  # needs-code names listed in its one line
+SHOWN_DANGERS = 10  # malicious names listed, each with what it does
+LOADERS = {  # (what loading runs code with, what loads data only) per source kind
+    "torch_file": ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
+    "peft_adapter": ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
+    "torchscript": ("torch.jit.load (which runs the archive's TorchScript code)", None),
+    "npz": ("np.load(allow_pickle=True)", None),
+}
+ANY_LOADER = ("pickle.load", None)
+
+
+@dataclass(frozen=True)
+class VerdictNote:
+    """What a pickle's verdict tells the user, as plain lines for every renderer."""
+
+    verdict: Verdict
+    headline: str
+    names: list[tuple[str, str]]  # malicious: (global, what calling it does), at most SHOWN_DANGERS
+    more: int  # malicious names not listed
+    consequence: str  # malicious: what loading would do, and what paramscope did
+
+
+def _listed(names: tuple[str, ...], shown: int, code: Callable[[str], str]) -> str:
+    """`a, b, c and 4 more`: the first ``shown`` names."""
+    listed = ", ".join(code(name) for name in names[:shown])
+    return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
+
+
+def verdict_note(report: Report, code: Callable[[str], str] = visible) -> VerdictNote | None:
+    """The verdict in words, or None when the source is not a pickle. ``code`` shows a name
+    or a call (escaped; Markdown puts it in a code span)."""
+    verdict: PickleVerdict | None = report.pickle
+    if verdict is None:
+        return None
+    unsafe, safe = LOADERS.get(report.source.kind, ANY_LOADER)
+    if verdict.verdict is Verdict.MALICIOUS:
+        names = [(code(name), visible(does)) for name, does in verdict.malicious[:SHOWN_DANGERS]]
+        return VerdictNote(
+            verdict.verdict,
+            "This file reaches functions that no checkpoint needs",
+            names,
+            len(verdict.malicious) - len(names),
+            f"Loading it with {code(unsafe)} (or any pickle loader) would run them. paramscope read "
+            "it without executing anything.",
+        )
+    if verdict.verdict is Verdict.NEEDS_CODE:
+        headline = (
+            f"Pickle needs code: loading it imports {_listed(verdict.needs_code, SHOWN_CLASSES, code)} "
+            f"and needs {code(unsafe)}; paramscope read it without importing them."
+        )
+        return VerdictNote(verdict.verdict, headline, [], 0, "")
+    loads = f"{code(safe)} loads it" if safe else "loading it runs no code from other packages"
+    return VerdictNote(verdict.verdict, f"Pickle is data only: {loads}.", [], 0, "")
+
+
+# ------------------------------------------------------------------ the file's metadata
+
+METADATA_ROWS = 12  # keys shown; the block never passes METADATA_ROWS + 2 lines
+METADATA_KEY_CHARS = 32
+METADATA_VALUE_CHARS = 72
+MAX_INT_BITS = 256  # wider integers are described, not converted to thousands of digits
+
+
+@dataclass(frozen=True)
+class MetadataRows:
+    rows: list[tuple[str, str]]  # (key, its value on one short line), escaped
+    more: int  # keys not shown
+
+
+def metadata_rows(report: Report) -> MetadataRows:
+    """The first top-level keys of ``report.metadata`` with short one-line values."""
+    shown = itertools.islice(report.metadata.items(), METADATA_ROWS)
+    rows = [(_cut(visible(str(key)), METADATA_KEY_CHARS), short_value(value)) for key, value in shown]
+    return MetadataRows(rows, len(report.metadata) - len(rows))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_value(value: object, limit: int = METADATA_VALUE_CHARS) -> str:
+    """``value`` as compact JSON on one line of at most ``limit`` characters, escaped.
+
+    Built piece by piece and stopped at the limit, so that a value of a million items or
+    nested a thousand deep costs no more than what is shown (``json.dumps`` would render it
+    whole, and recurse). A string alone is shown without quotes.
+    """
+    if isinstance(value, str):
+        return _cut(visible(value[: limit + 1]), limit)
+    shown, size = [], 0
+    for piece in _pieces(value, limit):
+        shown.append(piece)
+        size += len(piece)
+        if size > limit:
+            break
+    return _cut(visible("".join(shown)), limit)
+
+
+_END = object()
+
+
+class _Mark(str):
+    """Punctuation in a rendering, told apart from the strings of the value itself."""
+
+
+def _pieces(value: object, limit: int) -> Iterator[str]:
+    """The compact JSON of ``value``, in pieces, walked with a stack of lazy iterators."""
+    stack: list[Iterator[object]] = [iter([value])]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, _Mark):
+            yield item
+        elif isinstance(item, dict):
+            stack.append(_dict_parts(item, limit))
+        elif isinstance(item, (list, tuple)):
+            stack.append(_list_parts(item))
+        else:
+            yield _scalar(item, limit)
+
+
+def _dict_parts(value: dict, limit: int) -> Iterator[object]:
+    yield _Mark("{")
+    for i, (key, item) in enumerate(value.items()):
+        yield _Mark(", " if i else "")
+        yield _Mark(_scalar(str(key), limit) + ": ")
+        yield item
+    yield _Mark("}")
+
+
+def _list_parts(value: list | tuple) -> Iterator[object]:
+    yield _Mark("[")
+    for i, item in enumerate(value):
+        yield _Mark(", " if i else "")
+        yield item
+    yield _Mark("]")
+
+
+def _scalar(value: object, limit: int) -> str:
+    if isinstance(value, str):
+        return json.dumps(value[: limit + 1], ensure_ascii=False)
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        return f"<a {value.bit_length():,}-bit integer>"
+    if value is None or isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return f"<{type(value).__name__}>"

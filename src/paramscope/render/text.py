@@ -1,16 +1,28 @@
-"""Terminal output with rich: the layer tree as a table, then the reading of the numbers."""
+"""Terminal output with rich: the layer tree as a table, then the reading of the numbers.
+
+A file whose pickle is malicious opens with a red panel, before anything else: the user who
+looks at its counts is about to load it. The verdict on other pickles is one quiet line under
+the source line; the file's metadata is a short block at the end.
+"""
 
 from __future__ import annotations
 
 import io
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.panel import Panel
 from rich.segment import Segment
 from rich.text import Text
 
-from paramscope.core.report import Report
+from paramscope.core.report import Report, Verdict
 from paramscope.render import DEFAULT_DEPTH
-from paramscope.render.reading import SOURCE_NAMES, reading, type_suffix
+from paramscope.render.reading import (
+    SOURCE_NAMES,
+    metadata_rows,
+    reading,
+    type_suffix,
+    verdict_note,
+)
 from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
 
 ROLE_STYLE = {"trainable": "green", "frozen": "cyan", "state": "magenta", "unknown": "yellow"}
@@ -145,15 +157,74 @@ class ReadingBlock:
         yield Lines(lines)
 
 
+def malicious_panel(report: Report) -> list[RenderableType]:
+    """The red panel of a malicious pickle (and a blank line), or nothing: what every text
+    output about such a file shows first."""
+    note = verdict_note(report)
+    if note is None or note.verdict is not Verdict.MALICIOUS:
+        return []
+    body = Text(note.headline + ":\n")
+    width = max((len(name) for name, _ in note.names), default=0)
+    for name, does in note.names:
+        body.append_text(Text.assemble("  ", (name.ljust(width), "bold"), "  ", does, "\n"))
+    if note.more:
+        body.append(f"  … and {note.more:,} more\n", style="dim")
+    body.append(note.consequence)
+    title = Text("MALICIOUS PICKLE", style="bold red")
+    return [Panel(body, title=title, title_align="left", border_style="bold red"), Text("")]
+
+
+VERDICT_STYLE = {Verdict.NEEDS_CODE: "yellow", Verdict.DATA_ONLY: "dim"}
+
+
+def verdict_line(report: Report) -> list[Text]:
+    """The one line of a pickle that is not malicious (the panel says the rest)."""
+    note = verdict_note(report)
+    if note is None or note.verdict is Verdict.MALICIOUS:
+        return []
+    return [Text(note.headline, style=VERDICT_STYLE[note.verdict])]
+
+
+class Truncated:
+    """Text lines cut to the terminal's width with an ellipsis, never wrapped: a block that
+    promises a number of lines keeps it on a narrow terminal."""
+
+    def __init__(self, lines: list[Text]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            line = line.copy()
+            line.truncate(options.max_width, overflow="ellipsis")
+            yield from line.render(console)
+            yield Segment.line()
+
+
+def metadata_block(report: Report) -> list[RenderableType]:
+    """`File metadata:` and its top-level keys, one short line each (at most 14 lines)."""
+    found = metadata_rows(report)
+    if not found.rows:
+        return []
+    width = max(len(key) for key, _ in found.rows)
+    lines = [Text(""), Text("File metadata:", style="bold")]
+    lines += [Text.assemble("  ", (key.ljust(width), "bold"), "  ", value) for key, value in found.rows]
+    if found.more:
+        lines.append(Text(f"  … and {found.more:,} more keys (--format json lists them all)", style="dim"))
+    return [Truncated(lines)]
+
+
 def summary_renderable(
     report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False
 ) -> Group:
     """The whole summary as one rich renderable (the CLI prints it with colour on a terminal)."""
     return Group(
+        *malicious_panel(report),
         source_line(report),
+        *verdict_line(report),
         Text(""),
         LayerTable(report, depth, show_tensors),
         ReadingBlock(report),
+        *metadata_block(report),
     )
 
 
@@ -162,7 +233,7 @@ def plain_text(renderable, width: int = 100) -> str:
     console = Console(
         file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False
     )
-    console.print(renderable)
+    console.print(renderable, crop=False)  # code blocks run past the width rather than break
     return console.file.getvalue()
 
 
@@ -173,4 +244,4 @@ def render_text(
     return plain_text(summary_renderable(report, depth, show_tensors), width)
 
 
-__all__ = ["plain_text", "render_text", "summary_renderable"]
+__all__ = ["malicious_panel", "plain_text", "render_text", "summary_renderable", "verdict_line"]

@@ -48,6 +48,10 @@ class OutOfMemory(InputError):
 
 
 def _zip_reader(path: Path, names: list[str]) -> ZipReader:
+    if any(n.endswith("/constants.pkl") and n.count("/") == 1 for n in names):  # torch's own test
+        from paramscope.sources.torchscript_file import read_torchscript
+
+        return read_torchscript
     if any(n.endswith("/data.pkl") or n.endswith("/constants.pkl") for n in names):
         from paramscope.sources.torch_file import read_torch_zip
 
@@ -68,6 +72,10 @@ def _folder_reader(path: Path) -> Reader:
         from paramscope.sources.savedmodel import read_savedmodel
 
         return read_savedmodel
+    if (path / "adapter_config.json").is_file():
+        from paramscope.sources.peft_adapter import read_peft_adapter
+
+        return lambda _, budget: read_peft_adapter(path, budget, _read)
     indexes = sorted(path.glob("*.safetensors.index.json"))
     if len(indexes) == 1:
         return lambda _, budget: _read_index(indexes[0], budget)

@@ -52,7 +52,7 @@ def read_h5(path: Path, budget: ReadBudget) -> Report:
     store = legacy_store(structure, budget)
     version = _version(structure, budget)
     config = _legacy_config(structure, budget)
-    tree = keras_tree(store, config, path.name, per_parent=version.startswith("2"))
+    tree = keras_tree(store, config, path.name, per_parent=version.startswith("2"), budget=budget)
     warnings = tree.storage_warnings()
     if config is None:
         warnings.append(

@@ -4,26 +4,72 @@ Keras 3 decides trainability per variable: a sublayer re-enabled under a frozen 
 trains. We walk ``layer._layers`` and each layer's own variable lists because that is exactly
 what ``Layer.weights`` walks: seed-generator state and metric variables are not weights, and
 re-using Keras's traversal is what makes our totals equal Keras's own. Roles: keras_tree.py.
+
+Two kinds of layer hold tensors Keras's lists misdescribe:
+
+* a quantized layer (``layer.quantize("int8" | "int4" | "float8")``): its int8/int4 weight is
+  created non-trainable, yet it is a weight that never trains (frozen), not a statistic; an
+  int4 weight packs two values per byte, so its parameters are its unquantized shape's; the
+  scales, zero points and float8 amax histories are state — Keras creates float8's trainable
+  and overwrites them with their "gradient", the optimizer never descends along one;
+* a ``TorchModuleWrapper``: its module's parameters are Keras variables, named here by their
+  ``state_dict()`` keys as the saved file names them, and a parameter with
+  ``requires_grad=False`` is frozen; its buffers are no Keras variables, yet Keras saves them
+  with the module's ``state_dict()``: they are state.
 """
 
 from __future__ import annotations
 
-from paramscope.core.report import Report, Role, Source, TensorGroup
+import math
+from dataclasses import replace
+
+from paramscope.core.report import Node, Report, Role, Source, Tensor, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.sources.common import unbuilt_warning
+from paramscope.sources.keras_store_config import QUANTIZATION_MODES, quantized_marker
 from paramscope.sources.keras_tree import KerasAccessors, changed_since_compile, keras_tree
+from paramscope.specs.lookup import spec_for
 
 
-def _accessors(keras) -> KerasAccessors:
+def _wrapper_class(keras) -> type | None:
+    return getattr(keras.layers, "TorchModuleWrapper", None)
+
+
+def _torch_parameter_names(model, keras) -> dict[int, str]:
+    """id(variable) -> the ``state_dict()`` key of the torch parameter it holds, for every
+    TorchModuleWrapper (on the torch backend a variable's value is the module's parameter)."""
+    wrapper = _wrapper_class(keras)
+    if wrapper is None:
+        return {}
+    names = {}
+    for layer in model._flatten_layers():
+        if isinstance(layer, wrapper):
+            keys = {id(parameter): key for key, parameter in layer.module.named_parameters()}
+            for variable in layer.weights:
+                key = keys.get(id(getattr(variable, "value", None)))
+                if key is not None:
+                    names[id(variable)] = key
+    return names
+
+
+def _accessors(keras, torch_names: dict[int, str]) -> KerasAccessors:
+    wrapper = _wrapper_class(keras)
+
     def children(layer) -> list:
         # A Sequential's InputLayer is left out, as Keras's own `layers` list does.
         return layer.layers if isinstance(layer, keras.Sequential) else layer._layers
 
+    def created_trainable(layer) -> list:
+        # A wrapped module's variables are all torch parameters: requires_grad=False is frozen.
+        if wrapper is not None and isinstance(layer, wrapper):
+            return [*layer._trainable_variables, *layer._non_trainable_variables]
+        return layer._trainable_variables
+
     return KerasAccessors(
-        created_trainable=lambda layer: layer._trainable_variables,
+        created_trainable=created_trainable,
         created_non_trainable=lambda layer: layer._non_trainable_variables,
         children=children,
-        name=lambda variable: variable.name.rsplit("/", 1)[-1],
+        name=lambda variable: torch_names.get(id(variable)) or variable.name.rsplit("/", 1)[-1],
         shape=lambda variable: variable.shape,
         build_config=lambda layer: layer.get_build_config(),
     )
@@ -34,7 +80,13 @@ def inspect_keras(model) -> Report:
     import keras
 
     builder = TreeBuilder()
-    root, paths = keras_tree(model, builder, _accessors(keras))
+    root, paths = keras_tree(model, builder, _accessors(keras, _torch_parameter_names(model, keras)))
+    wrapper = _wrapper_class(keras)
+    for node in root.walk():
+        if wrapper is not None and isinstance(node.origin, wrapper):
+            _add_torch_buffers(node, node.origin.module, builder)
+        elif getattr(node.origin, "quantization_mode", None) in QUANTIZATION_MODES:
+            _mark_quantized(node, node.origin)
     return Report(
         source=Source(kind="keras", framework_version=keras.__version__, backend=keras.backend.backend()),
         root=root,
@@ -44,6 +96,53 @@ def inspect_keras(model) -> Report:
         changed_since_compile=changed_since_compile(model, paths),
         origins=builder.origins(),
     )
+
+
+def _add_torch_buffers(node: Node, module, builder: TreeBuilder) -> None:
+    """A wrapped module's buffers, as torch lists them in ``named_buffers()``, marked saved
+    (in ``state_dict()``) or not."""
+    names = UniqueNames()
+    for tensor in node.tensors:
+        names(tensor.name)
+    for prefix, owner in module.named_modules():
+        for name, buffer in owner._buffers.items():
+            if buffer is not None:
+                key = f"{prefix}.{name}" if prefix else name
+                persistent = name not in owner._non_persistent_buffers_set
+                node.tensors.append(
+                    builder.tensor(
+                        buffer, node.path, names(key), buffer.shape, buffer.dtype, Role.STATE, persistent
+                    )
+                )
+
+
+def _logical_shapes(layer) -> dict[str, tuple[int, ...]]:
+    """The shapes of a quantized layer's weights before quantization, from its spec."""
+    try:
+        spec = spec_for("keras", type(layer).__name__, layer.get_config(), layer.get_build_config())
+    except Exception:  # a subclass whose config the spec cannot read: its weights count as stored
+        return {}
+    return {} if spec is None else {variable.name: variable.shape for variable in spec.variables}
+
+
+def _mark_quantized(node: Node, layer) -> None:
+    """Each variable of a quantized layer marked with what it is (see the module docstring)."""
+    mode = layer.quantization_mode
+    logical = _logical_shapes(layer) if mode == "int4" else {}
+    node.tensors = [_quantized_tensor(tensor, mode, logical) for tensor in node.tensors]
+
+
+def _quantized_tensor(tensor: Tensor, mode: str, logical: dict[str, tuple[int, ...]]) -> Tensor:
+    marker = quantized_marker(tensor.name, mode)
+    if marker is None:
+        return tensor
+    if marker != mode:
+        return replace(tensor, role=Role.STATE, quantized=marker)
+    if mode == "float8":  # a float32 kernel that trains; float8 is how the layer computes with it
+        return replace(tensor, quantized=marker)
+    params = math.prod(logical[tensor.name]) if tensor.name in logical else tensor.params
+    role = Role.FROZEN if tensor.role is Role.STATE else tensor.role
+    return replace(tensor, role=role, quantized=marker, params=params)  # bytes: as stored
 
 
 def _optimizer_group(model, builder: TreeBuilder) -> TensorGroup | None:

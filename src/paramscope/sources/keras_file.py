@@ -55,7 +55,7 @@ def read_keras(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Repo
         structure = _named_by_config(npz_structure(archive, budget), config)
     else:
         raise InputError(f"{path}: a .keras archive without {HDF5_WEIGHTS} or {NPZ_WEIGHTS}")
-    tree = keras_tree(keras3_store(structure, budget), config, path.name)
+    tree = keras_tree(keras3_store(structure, budget), config, path.name, budget=budget)
     warnings = tree.storage_warnings()
     if tree.unknown:
         shown = ", ".join(tree.unknown[:3]) + ("…" if len(tree.unknown) > 3 else "")

@@ -36,7 +36,7 @@ class StoredVariable:
     index: int  # its position among its layer's variables
     shape: tuple[int, ...]
     dtype: str
-    name: str | None = None  # the name the file gives it (legacy .h5); Keras 3 only numbers them
+    name: str | None = None  # the name the file gives it (legacy .h5, TorchModuleWrapper); else numbered
     in_full: bool = True  # False: the file holds fewer bytes than the shape declares
 
 
@@ -63,16 +63,22 @@ def _in_full(dataset: Hdf5Dataset) -> bool:
 
 
 def _numbered(datasets: Iterable[Hdf5Dataset]) -> dict[str, list[StoredVariable]]:
-    """``<group>/<i>`` datasets by group, in index order."""
+    """``<group>/<i>`` datasets by group, in index order. A layer that saves its variables
+    under names (``TorchModuleWrapper``: its module's ``state_dict()`` keys) keeps them, after
+    the numbered ones, in file order."""
     by_group: dict[str, list[StoredVariable]] = {}
     for dataset in datasets:
         group, _, leaf = dataset.path.rpartition("/")
         if leaf.isascii() and leaf.isdigit() and len(leaf) <= MAX_INDEX_DIGITS:
-            by_group.setdefault(group, []).append(
-                StoredVariable(int(leaf), dataset.shape, dataset.dtype, in_full=_in_full(dataset))
-            )
+            variable = StoredVariable(int(leaf), dataset.shape, dataset.dtype, in_full=_in_full(dataset))
+        elif group == "vars" or group.endswith("/vars"):
+            position = len(by_group.get(group, ()))
+            variable = StoredVariable(position, dataset.shape, dataset.dtype, leaf, _in_full(dataset))
+        else:
+            continue
+        by_group.setdefault(group, []).append(variable)
     for variables in by_group.values():
-        variables.sort(key=lambda v: v.index)
+        variables.sort(key=lambda v: (v.name is not None, v.index))
     return by_group
 
 

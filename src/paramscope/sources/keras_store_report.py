@@ -5,7 +5,11 @@ Names: a legacy ``.h5`` names each variable; Keras 3 only numbers them (``vars/0
 names come from the layer specs (specs/): a layer's class, config and recorded build shapes
 give the variables it creates, in order, which name the stored ones and say which are state.
 A layer its spec does not describe as saved (no formula, or a config that contradicts the
-weights) keeps numbered variables of unknown role: no guessing.
+weights) keeps numbered variables of unknown role: no guessing. A quantized layer
+(``layer.quantize("int8" | "int4" | "float8")``, recorded in its dtype policy) saves its
+variables in its ``variable_serialization_spec`` order, which names them; a
+``TorchModuleWrapper`` saves its module's ``state_dict()`` under its own keys, and the module
+pickled in its config tells parameters from buffers (keras_store_config.py).
 
 Roles are what loading the file gives, checked against Keras. Keras 3 decides per layer: a
 variable trains when its layer's saved flag and the root model's are set. Keras 2 (a legacy
@@ -20,23 +24,67 @@ is computed once, and a spec is matched against at most as many variables as it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from paramscope.core.report import Node, Report, Role, Source, TensorGroup
+from paramscope.core.dtypes import tensor_bytes
+from paramscope.core.report import Node, Report, Role, Source, Tensor, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Hdf5Structure
 from paramscope.sources.keras_store import KerasStore, StoredLayer, StoredVariable, keras3_store
-from paramscope.sources.keras_store_config import LayerConfig
+from paramscope.sources.keras_store_config import (
+    LayerConfig,
+    quantization_of,
+    quantized_marker,
+    torch_module_tensors,
+)
 from paramscope.specs.lookup import NoFormula, spec_for
-from paramscope.specs.spec import ANY_NAME
+from paramscope.specs.spec import ANY_NAME, LayerSpec
 
 CONTAINERS = frozenset({"Functional", "Sequential", "Model"})
 STATE_NAMES = frozenset(
     {"moving_mean", "moving_variance", "mean", "variance", "count", "seed_generator_state"}
 )
-Names = dict[StoredVariable, tuple[str, bool]]  # variable -> (name, created non-trainable)
+DENSE_SAVED = {  # Dense and EinsumDense ``variable_serialization_spec``: the order save_own_variables writes
+    "int8": ("kernel", "bias", "kernel_scale"),
+    "int4": ("kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"),
+    "float8": (
+        "kernel",
+        "bias",
+        "inputs_scale",
+        "inputs_amax_history",
+        "kernel_scale",
+        "kernel_amax_history",
+        "outputs_grad_scale",
+        "outputs_grad_amax_history",
+    ),
+}
+QUANTIZED_SAVED = {
+    "Dense": DENSE_SAVED,
+    "EinsumDense": DENSE_SAVED,
+    "Embedding": {
+        "int8": ("embeddings", "embeddings_scale"),
+        "int4": ("embeddings", "embeddings_scale", "embeddings_zero", "g_idx"),
+    },
+}
+GROUPED_ONLY = frozenset({"kernel_zero", "embeddings_zero", "g_idx"})  # saved by sub-channel int4 only
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What a stored variable is, as its layer creates it."""
+
+    name: str
+    state: bool | None  # created non-trainable (statistics, counters, quantization scales); None: unknown
+    trains: bool = True  # False: a weight that never trains (quantized; requires_grad=False)
+    quantized: str | None = None  # see Tensor.quantized
+    params: int | None = None  # the logical parameters of a packed weight (int4: two per byte)
+    persistent: bool | None = None  # a wrapped torch module's buffer
+
+
+Names = dict[StoredVariable, Naming]
 
 
 @dataclass
@@ -84,15 +132,23 @@ def _subtree_variables(layer: _Layer) -> Iterator[StoredVariable]:
             yield from _subtree_variables(child)
 
 
-def _spec_names(layer: _Layer) -> Names | None:
-    """Names and state flags for a layer's whole subtree from its spec; None without one."""
-    conf = layer.conf
+def _spec(conf: LayerConfig | None) -> LayerSpec | None:
     if conf is None:
         return None
     try:
-        spec = spec_for("keras_file", conf.class_name, conf.config, conf.build)
+        return spec_for("keras_file", conf.class_name, conf.config, conf.build)
     except NoFormula:
         return None
+
+
+def _layer_names(layer: _Layer, budget: ReadBudget) -> Names | None:
+    """Names and roles for a layer's whole subtree; None where nothing describes it."""
+    conf = layer.conf
+    if conf is not None and conf.class_name == "TorchModuleWrapper":
+        return _torch_module_names(layer, conf, budget)
+    if conf is not None and quantization_of(conf.config) is not None:
+        return _quantized_names(layer, conf)
+    spec = _spec(conf)
     if spec is None or layer.count > len(spec.variables):
         return None
     remaining = list(spec.variables)
@@ -102,18 +158,76 @@ def _spec_names(layer: _Layer) -> Names | None:
         if match is None:
             return None  # the spec does not describe this layer as saved
         remaining.remove(match)
-        names[variable] = (match.name, match.state)
+        names[variable] = Naming(match.name, match.state)
     return names
 
 
-def _named(variable: StoredVariable, names: Names | None) -> tuple[str, bool | None]:
-    """A variable's name and whether it is state (None: unknown)."""
-    if variable.name is not None:
-        return variable.name, variable.name in STATE_NAMES
-    if names is not None and variable in names:
-        name, state = names[variable]
-        return (f"var{variable.index}" if name == ANY_NAME else name), state  # unnamed: Keras numbers it
-    return f"var{variable.index}", None
+def _quantized_names(layer: _Layer, conf: LayerConfig) -> Names | None:
+    """A quantized layer's variables, in the order its ``save_own_variables`` writes them.
+
+    The unquantized spec gives the shapes the quantized weights stand for: an int8 kernel
+    keeps its shape, an int4 one packs two values per byte along its last axis, so its logical
+    parameters are the spec's kernel's. The quantized weight never trains (Keras creates it
+    non-trainable); scales, zero points, group indices and amax histories are state.
+    """
+    quantization = quantization_of(conf.config)
+    order = QUANTIZED_SAVED.get(conf.class_name, {}).get(quantization.mode)
+    spec = _spec(conf)
+    if order is None or spec is None or layer.children:
+        return None
+    logical = {v.name: v.shape for v in spec.variables}
+    saved = [
+        name
+        for name in order
+        if (name != "bias" or "bias" in logical) and (name not in GROUPED_ONLY or quantization.grouped)
+    ]
+    if len(saved) != len(layer.stored.variables):
+        return None
+    names: Names = {}
+    for variable, name in zip(layer.stored.variables, saved, strict=True):
+        marker = quantized_marker(name, quantization.mode)
+        shape = logical.get(name)
+        if marker == "int4":
+            params = math.prod(shape) if shape is not None else -1
+            if not math.prod(variable.shape) <= params <= 2 * math.prod(variable.shape):
+                return None
+            names[variable] = Naming(name, False, False, marker, params)
+        elif shape is not None and variable.shape != shape:
+            return None
+        else:
+            weight = marker == quantization.mode
+            state = marker is not None and not weight
+            names[variable] = Naming(name, state, not weight or marker == "float8", marker)
+    return names
+
+
+def _torch_module_names(layer: _Layer, conf: LayerConfig, budget: ReadBudget) -> Names | None:
+    """A ``TorchModuleWrapper``'s variables: its module's ``state_dict()`` under their own
+    names. Parameters train as their ``requires_grad`` and the layer's flag say; buffers are
+    state, and not Keras variables (conventions.py leaves them out of Keras's totals)."""
+    entries = torch_module_tensors(conf.config, budget, f"layer {conf.name!r:.80}")
+    if entries is None:
+        return None
+    names: Names = {}
+    for variable in layer.stored.variables:
+        entry = entries.get(variable.name) if variable.name is not None else None
+        if entry is None:
+            return None
+        names[variable] = Naming(
+            variable.name, entry.buffer, entry.requires_grad, persistent=True if entry.buffer else None
+        )
+    return names
+
+
+def _named(variable: StoredVariable, names: Names | None) -> Naming:
+    """What a variable is: the name the file gives it wins; what its layer says of a variable
+    of that name is added. Unnamed and undescribed, Keras numbers it and its role is unknown."""
+    known = names.get(variable) if names is not None else None
+    if variable.name is not None and (known is None or known.name != variable.name):
+        return Naming(variable.name, variable.name in STATE_NAMES)
+    if known is not None:
+        return replace(known, name=f"var{variable.index}") if known.name == ANY_NAME else known
+    return Naming(f"var{variable.index}", None)
 
 
 class _Flags:
@@ -136,18 +250,24 @@ class _Flags:
         return parent_trains and own
 
 
-def _role(state: bool | None, trains: bool, config_known: bool) -> Role:
-    if state:
+def _role(naming: Naming, trains: bool, config_known: bool) -> Role:
+    if naming.state:
         return Role.STATE
-    if state is None or not config_known:
+    if naming.state is None or not config_known:
         return Role.UNKNOWN
-    return Role.TRAINABLE if trains else Role.FROZEN
+    return Role.TRAINABLE if trains and naming.trains else Role.FROZEN
 
 
 def keras_tree(
-    store: KerasStore, config: LayerConfig | None, fallback_name: str, per_parent: bool = False
+    store: KerasStore,
+    config: LayerConfig | None,
+    fallback_name: str,
+    per_parent: bool = False,
+    budget: ReadBudget | None = None,
 ) -> KerasTree:
-    """The Node tree of a stored model, named and roled; ``per_parent`` for Keras 2 files."""
+    """The Node tree of a stored model, named and roled; ``per_parent`` for Keras 2 files.
+    ``budget`` is the file's, charged for the torch modules a TorchModuleWrapper's config holds."""
+    budget = budget or ReadBudget()
     builder = TreeBuilder()
     flags = _Flags(config, per_parent)
     unknown: list[str] = []
@@ -156,7 +276,7 @@ def keras_tree(
     def visit(layer: _Layer, path: str, name: str, names: Names | None, parent_trains: bool) -> Node:
         conf = layer.conf
         trains = flags.of(conf, parent_trains, path)
-        names = names if names is not None else _spec_names(layer)
+        names = names if names is not None else _layer_names(layer, budget)
         node = Node(
             path=path,
             name=name,
@@ -167,17 +287,13 @@ def keras_tree(
         )
         tensor_names = UniqueNames()
         for variable in layer.stored.variables:
-            tensor_name, state = _named(variable, names)
-            if state is None:
-                unknown.append(join_path(path, tensor_name))
+            naming = _named(variable, names)
+            if naming.state is None:
+                unknown.append(join_path(path, naming.name))
             if not variable.in_full:
-                not_in_full.append(join_path(path, tensor_name))
-            role = _role(state, trains, config is not None)
-            node.tensors.append(
-                builder.tensor(
-                    variable, path, tensor_names(tensor_name), variable.shape, variable.dtype, role
-                )
-            )
+                not_in_full.append(join_path(path, naming.name))
+            role = _role(naming, trains, config is not None)
+            node.tensors.append(_tensor(builder, variable, path, tensor_names(naming.name), naming, role))
         child_names = UniqueNames()
         for child in layer.children:
             child_name = child_names(child.stored.name)
@@ -196,6 +312,28 @@ def keras_tree(
     not_in_full += [f"optimizer/{v.name or f'var{v.index}'}" for v in store.optimizer if not v.in_full]
     group = TensorGroup("optimizer", optimizer) if optimizer else None
     return KerasTree(root, group, unknown, flags.lost, not_in_full)
+
+
+def _tensor(
+    builder: TreeBuilder, variable: StoredVariable, path: str, name: str, naming: Naming, role: Role
+) -> Tensor:
+    """A stored variable's entry; a packed weight counts its logical parameters and the bytes
+    the file holds."""
+    stored_bytes = (
+        tensor_bytes(math.prod(variable.shape), variable.dtype) if naming.params is not None else None
+    )
+    return builder.tensor(
+        variable,
+        path,
+        name,
+        variable.shape,
+        variable.dtype,
+        role,
+        persistent=naming.persistent,
+        nbytes=stored_bytes,
+        params=naming.params,
+        quantized=naming.quantized,
+    )
 
 
 WEIGHTS_ONLY = "a weights-only file stores no trainability: roles are unknown."

@@ -4,7 +4,12 @@ numpy's own header parser (``numpy.lib.format``) reads the dict literal with
 ``ast.literal_eval`` (no code runs) and is the reference; we call it on the header bytes
 only, and treat it as what it is on hostile bytes — a third-party parser whose every failure
 is a bad file. The shape it returns is validated like any other, and the data it declares
-must be in the file. Object arrays are refused: loading them unpickles arbitrary objects.
+must be in the file.
+
+An object array's data is a pickle (``np.save`` of a dict of arrays, as some packages ship their
+weights): our inert walker reads it, the numeric arrays inside count as tensors, and the report
+carries the pickle's verdict — ``np.load`` needs ``allow_pickle=True`` for it, which runs
+whatever the pickle names.
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ from paramscope.sources.archive import peek_member, zip_errors
 from paramscope.sources.boundary import name_of, open_regular, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
+from paramscope.sources.pickle_numpy import RECONSTRUCT, ArrayRef
+from paramscope.sources.pickle_verdict import verdict_of
+from paramscope.sources.pickle_walker import Call, Names, walk
+from paramscope.sources.torch_pickled import Held, holdings
 
 COMPRESSED = (
     "{count} array(s) are stored compressed in the file: their sizes are the sizes the archive "
     "declares for them, not the bytes on disk."
 )
+OBJECT = "object"
 MAX_HEADER = 100_000  # numpy's own default cap on a header's length
 # What numpy's header parser raises on damaged or hostile headers.
 HEADER_DAMAGE = (
@@ -48,7 +58,8 @@ HEADER_DAMAGE = (
 
 
 def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> tuple[tuple[int, ...], str]:
-    """(shape, dtype name) of the array in ``handle``, whose stream holds ``size`` bytes."""
+    """(shape, dtype name) of the array in ``handle``, whose stream holds ``size`` bytes; the
+    dtype is ``object`` for a pickled object array, whose pickle follows in ``handle``."""
     try:
         version = npformat.read_magic(handle)
         reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
@@ -58,20 +69,58 @@ def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> tupl
         raise InputError(
             f"{label}: not a readable .npy header ({type(exc).__name__}: {str(exc)[:80]})"
         ) from None
-    if dtype.hasobject:
-        raise InputError(f"{label}: object array refused (loading it would unpickle arbitrary objects)")
     shape = shape_of(shape, budget, label)
+    if dtype.hasobject:
+        return shape, OBJECT
     needed = math.prod(shape) * dtype.itemsize
     if needed > size - data_start:
         raise InputError(f"{label}: declares {needed:,} bytes of data; the file holds {size - data_start:,}")
     return shape, np.dtype(dtype).name
 
 
+def _elements(record: object) -> object:
+    """What an object array holds: its elements (the one element of a 0-d array, as
+    ``np.save(dict)`` writes), so that arrays are named by their keys."""
+    state = record.state if isinstance(record, Call) and record.function in RECONSTRUCT else None
+    elements = state[-1] if isinstance(state, tuple) and state else record
+    return elements[0] if isinstance(elements, list) and len(elements) == 1 else elements
+
+
+def _pickled_arrays(handle: BinaryIO, label: str, budget: ReadBudget, names: Names) -> list[FlatTensor]:
+    """The numeric arrays inside an object array's pickle, named by their key paths."""
+    held = [
+        h
+        for h in holdings(_elements(walk(handle, budget=budget, names=names)), budget)
+        if isinstance(h, Held)
+    ]
+    arrays = [h for h in held if isinstance(h.tensor, ArrayRef)]
+    if not arrays:
+        raise InputError(f"{label}: an object array that holds no numeric arrays")
+    budget.charge("tensors", len(arrays), label)
+    return [
+        FlatTensor(
+            name_of(".".join(h.path) or "array", budget, "an array name"),
+            h.tensor.shape,
+            h.tensor.dtype,
+            id(h.tensor),
+            nbytes=h.tensor.nbytes,
+        )
+        for h in arrays
+    ]
+
+
 def read_npy(path: Path, budget: ReadBudget) -> Report:
+    names: Names = {}
     with open_regular(path) as handle:
         shape, dtype = _header(handle, os.fstat(handle.fileno()).st_size, budget, str(path))
-    entry = FlatTensor(name_of(path.stem, budget, "the file name"), shape, dtype, path.stem)
-    return flat_report([entry], Source(kind="npz", path=str(path)), "A .npy file", path.name)
+        if dtype == OBJECT:
+            entries = _pickled_arrays(handle, str(path), budget, names)
+        else:
+            entries = [FlatTensor(name_of(path.stem, budget, "the file name"), shape, dtype, path.stem)]
+    report = flat_report(entries, Source(kind="npz", path=str(path)), "A .npy file", path.name, budget=budget)
+    if dtype == OBJECT:
+        report.pickle = verdict_of(names.values())
+    return report
 
 
 def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
@@ -85,6 +134,10 @@ def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report
         label = f"{path}:{name_of(info.filename, budget, 'a member name')}"
         with zip_errors(label), peek_member(archive, info) as handle:
             shape, dtype = _header(handle, info.file_size, budget, label)
+        if dtype == OBJECT:
+            raise InputError(
+                f"{label}: an object array inside an .npz (np.load(allow_pickle=True) would unpickle it)"
+            )
         entries.append(
             FlatTensor(name_of(name.replace("/", "."), budget, "a member name"), shape, dtype, name)
         )

@@ -100,6 +100,7 @@ DANGEROUS_MODULES = {
     "shelve": "unpickles nested data",
     "sys": "reaches the interpreter's state",
     "signal": "changes signal handling",
+    "logging": "opens files or sockets (its handlers)",
     "threading": "starts threads",
     "_thread": "starts threads",
     "asyncio": "runs commands or opens connections",

@@ -105,9 +105,11 @@ class Global:
 
 @dataclass(frozen=True, slots=True)
 class Opaque:
-    """A value too large to keep (long bytes, huge integers): what it was, not its content."""
+    """A value too large to keep (long bytes, huge integers): what it was, not its content, and
+    how many bytes the pickle spent on it (a numpy array's raw data is checked against them)."""
 
     description: str
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,11 @@ Reduce = Callable[[Global, tuple], object]
 PersistentLoad = Callable[[object], object]
 
 
-def _storage_from_pid(pid: object, budget: ReadBudget) -> StorageRef:
+def _storage_from_pid(pid: object, budget: ReadBudget) -> StorageRef | Global:
+    """A storage; or, in a legacy file, an ``nn.Module`` class, which torch's legacy pickler
+    names by ``('module', cls, source_file, source)`` to warn when the source changed."""
+    if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], Global):
+        return pid[1]
     if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
         raise InputError(f"unexpected persistent id {pid!r:.80}")
     _, storage_type, key, location, numel = pid[:5]
@@ -227,18 +233,27 @@ def _reduce(function: Global, args: tuple, budget: ReadBudget) -> object:
             return _reduce(inner, args[2], budget)
         raise InputError("unreadable tensor subclass record")
     if function.module == "collections" and function.name in ("OrderedDict", "defaultdict"):
-        return _inert_dict(function, args)
+        return _inert_dict(function, args, budget)
     return Call(function, args)
 
 
-def _inert_dict(cls: Global, args: tuple) -> InertDict:
-    """``OrderedDict()`` and, from Python 2-era pickles, ``OrderedDict([[key, value], …])``."""
+def _inert_dict(cls: Global, args: tuple, budget: ReadBudget) -> InertDict:
+    """``OrderedDict()``, ``defaultdict(factory)`` (their items follow by SETITEMS) and the
+    initial contents Python 2-era pickles pass as an argument: ``OrderedDict([[key, value], …])``
+    (how Python 2 reduced it), ``OrderedDict({…})``, ``defaultdict(factory, {…})``."""
     result = InertDict(cls)
-    items = args[0] if args and cls.name == "OrderedDict" else None
-    if isinstance(items, (list, tuple)):
-        for pair in items:
-            if isinstance(pair, (list, tuple)) and len(pair) == 2:
-                result[_hashable(pair[0])] = pair[1]
+    position = 0 if cls.name == "OrderedDict" else 1  # a defaultdict's first argument: its factory
+    contents = args[position] if len(args) > position else None
+    if isinstance(contents, dict):
+        result.update(contents)
+    elif isinstance(contents, (list, tuple)):
+        budget.charge("pickle_objects", len(contents), "pickle")
+        for pair in contents:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise InputError(f"malformed pickle ({cls.name} item of a {type(pair).__name__}, not a pair)")
+            result[_hashable(pair[0])] = pair[1]
+    elif contents is not None:
+        raise InputError(f"malformed pickle ({cls.name} of a {type(contents).__name__})")
     return result
 
 
@@ -304,16 +319,18 @@ class _Decoder:
 
     def _bytes(self, pos: int, size: int) -> tuple[object, int]:
         raw, end = self._take(pos, size, LARGE_BYTES)
-        return (Opaque(f"{size:,} bytes") if raw is None else bytes(raw)), end
+        return (Opaque(f"{size:,} bytes", size) if raw is None else bytes(raw)), end
 
     def _text(self, pos: int, size: int) -> tuple[object, int]:
         raw, end = self._take(pos, size, LARGE_TEXT)
-        return (Opaque(f"{size:,} bytes of text") if raw is None else _decoded(bytes(raw))), end
+        return (Opaque(f"{size:,} bytes of text", size) if raw is None else _decoded(bytes(raw))), end
 
     def _long(self, pos: int, size: int) -> tuple[object, int]:
         raw, end = self._take(pos, size, LARGE_INT_BYTES)
         return (
-            Opaque(f"a {size:,}-byte integer") if raw is None else int.from_bytes(raw, "little", signed=True)
+            Opaque(f"a {size:,}-byte integer", size)
+            if raw is None
+            else int.from_bytes(raw, "little", signed=True)
         ), end
 
     def _global(self, module: str, name: str) -> Global:
@@ -680,46 +697,15 @@ def walk(
 
 
 def tensors_in(value: object, budget: ReadBudget) -> Iterator[tuple[tuple[str, ...], TensorRef, bool]]:
-    """Every tensor under ``value`` with its key path and whether it sits in optimizer state.
+    """Every torch tensor under ``value`` with its key path and whether it sits in optimizer
+    state; a pickled ``nn.Module``'s parameters and buffers under the names torch gives them.
 
-    An object pickled from a class (a :class:`Call` record) is looked into like a container:
-    its BUILD state, its items and its arguments. Iterative and linear: a container reached a
-    second time (the memo makes DAGs and cycles cheap to write) is not walked again — its
-    tensors were listed at its first path — and nesting deeper than ``depth`` is refused. A tensor reached twice is listed twice (tied
-    weights are aliases of one tensor).
+    See torch_pickled.py (imported here, not at the top: it builds on this module), whose
+    :func:`holdings` also reports NumPy arrays, the modules and which tensors are buffers.
+    A tensor reached twice is listed twice (tied weights are aliases of one tensor).
     """
-    seen: set[int] = set()
-    stack: list[tuple[object, tuple[str, ...], bool]] = [(value, (), False)]
-    while stack:
-        item, path, in_optimizer = stack.pop()
-        if isinstance(item, TensorRef):
-            yield path, item, in_optimizer
-            continue
-        if not isinstance(item, (dict, list, tuple, Call)) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        budget.check("depth", len(path), "pickle")
-        if isinstance(item, Call):
-            children = [(part, path, in_optimizer) for part in _call_parts(item)]
-        elif isinstance(item, dict):
-            optimizer_like = in_optimizer or ("state" in item and "param_groups" in item)
-            children = [
-                (child, (*path, str(key)), optimizer_like or _optimizer_key(key))
-                for key, child in item.items()
-            ]
-        else:
-            children = [(child, (*path, str(i)), in_optimizer) for i, child in enumerate(item)]
-        stack.extend(reversed(children))
+    from paramscope.sources.torch_pickled import Held, holdings
 
-
-def _call_parts(call: Call) -> list[object]:
-    """What a record holds, outermost first: its state (``__dict__``), items, list items, args."""
-    parts = [call.state, call.items, call.listitems, call.args]
-    return [part for part in parts if part]
-
-
-OPTIMIZER_KEYS = frozenset({"optimizer", "optimizers", "optimizer_states", "optimizer_state_dict", "optim"})
-
-
-def _optimizer_key(key: object) -> bool:
-    return isinstance(key, str) and key.lower() in OPTIMIZER_KEYS
+    for found in holdings(value, budget):
+        if isinstance(found, Held) and isinstance(found.tensor, TensorRef):
+            yield found.path, found.tensor, found.in_optimizer

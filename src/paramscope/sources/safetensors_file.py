@@ -5,7 +5,9 @@ a file: the header length is capped, the header is one JSON object without dupli
 every dtype is known, each tensor's byte range equals its shape times its dtype size, and the
 ranges tile the data buffer exactly — sorted, contiguous, no gap, no overlap, nothing past the
 end. We never read tensor data. The ``safetensors`` package would do the same checks but needs
-the data mapped and a framework to return tensors; a header walk needs neither.
+the data mapped and a framework to return tensors; a header walk needs neither. The one
+exception: a bitsandbytes 4-bit layer's quant state, a small JSON text stored as a uint8
+tensor, is read to learn the layer's logical shape (packed_weights.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from paramscope.errors import InputError
 from paramscope.sources.boundary import beside, load_json, name_of, open_regular, read_small, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor, flat_report
+from paramscope.sources.packed_weights import QUANT_STATE_BYTES, Hints, config_beside
+
+Locations = dict[str, tuple[Path, int, int]]  # tensor name -> (file, offset of its bytes, length)
 
 DTYPES = {  # safetensors name -> (our name, bits)
     "BOOL": ("bool", 8),
@@ -52,7 +57,7 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 
 def read_header(path: Path, budget: ReadBudget) -> tuple[dict, int]:
-    """The parsed header and the size of the data buffer after it."""
+    """The parsed header and the size of the data buffer after it (which ends the file)."""
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         head = handle.read(8)
@@ -80,8 +85,11 @@ def _offsets(value: object, label: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
-def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> list[FlatTensor]:
-    """The tensors in the writer's order, each validated, their byte ranges tiling the buffer."""
+def _entries(
+    path: Path, header: dict, buffer_size: int, budget: ReadBudget, locations: Locations
+) -> list[FlatTensor]:
+    """The tensors in the writer's order, each validated, their byte ranges tiling the buffer;
+    where each one's bytes lie goes into ``locations``."""
     budget.check("tensors", budget.used("tensors") + len(header) - ("__metadata__" in header), str(path))
     ranges = []
     for raw_name, info in header.items():
@@ -106,6 +114,7 @@ def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> 
                 f"{label}: {dtype} {list(shape)} needs {needed:,} bytes, its offsets span {end - begin:,}"
             )
         ranges.append((begin, end, FlatTensor(name, shape, our_dtype, (path.name, name))))
+        locations[name] = (path, begin - buffer_size, end - begin)  # from the file's end
     tiles = sorted(ranges, key=lambda r: (r[0], r[1]))
     position = 0
     for begin, end, entry in tiles:
@@ -120,10 +129,35 @@ def _entries(path: Path, header: dict, buffer_size: int, budget: ReadBudget) -> 
     return [entry for _, _, entry in ranges]  # as the writer listed them
 
 
+def _hints(folder: Path, locations: Locations, budget: ReadBudget) -> Hints:
+    """The quantization config beside the checkpoint, and the bytes of small tensors."""
+
+    def content(name: str) -> bytes:
+        file, offset, length = locations[name]
+        if length > QUANT_STATE_BYTES:
+            raise InputError(f"{file}: tensor {name!r:.80} is too large to read ({length:,} bytes)")
+        with open_regular(file) as handle:
+            handle.seek(offset, os.SEEK_END)
+            data = handle.read(length)
+        if len(data) != length:
+            raise InputError(f"{file}: tensor {name!r:.80} is cut short")
+        return data
+
+    return Hints(config=lambda: config_beside(folder, budget), content=content)
+
+
 def read_safetensors(path: Path, budget: ReadBudget) -> Report:
     header, buffer_size = read_header(path, budget)
-    entries = _entries(path, header, buffer_size, budget)
-    return flat_report(entries, Source(kind="safetensors", path=str(path)), "safetensors", path.name)
+    locations: Locations = {}
+    entries = _entries(path, header, buffer_size, budget, locations)
+    return flat_report(
+        entries,
+        Source(kind="safetensors", path=str(path)),
+        "safetensors",
+        path.name,
+        budget=budget,
+        hints=_hints(path.parent, locations, budget),
+    )
 
 
 def _weight_map(path: Path, budget: ReadBudget) -> dict[str, str]:
@@ -143,6 +177,7 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
     shards = sorted(set(weight_map.values()))
     budget.check("shards", len(shards), "index")
     by_name: dict[str, FlatTensor] = {}
+    locations: Locations = {}
     files: dict[tuple[int, int], str] = {}  # (device, inode) -> shard: each file is read once
     for shard in shards:
         shard_path = beside(path.parent, shard, "shard")
@@ -153,9 +188,11 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
         if earlier != shard:
             raise InputError(f"{path}: shards {earlier!r:.60} and {shard!r:.60} are the same file")
         header, buffer_size = read_header(shard_path, budget)
-        for entry in _entries(shard_path, header, buffer_size, budget):
+        in_shard: Locations = {}
+        for entry in _entries(shard_path, header, buffer_size, budget, in_shard):
             if weight_map.get(entry.name) == shard:
                 by_name[entry.name] = entry
+                locations[entry.name] = in_shard[entry.name]
         budget.tick()
     missing = [name for name in weight_map if name not in by_name]
     if missing:
@@ -169,4 +206,6 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
         "safetensors",
         path.name.removesuffix(".index.json"),
         warnings=[f"sharded: {len(shards)} shard(s)"],
+        budget=budget,
+        hints=_hints(path.parent, locations, budget),
     )

@@ -1,14 +1,20 @@
-"""torch ``.pt`` / ``.pth`` / ``.bin`` files, zip (torch >= 1.6) and legacy, without torch.
+"""torch ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` files, zip (torch >= 1.6) and legacy, without torch.
 
 The pickle inside is read by our inert walker (pickle_walker.py): tensors become references
 to storages that we size-check against the bytes the file really holds, but never read; every
 global the pickles name goes into the report's verdict (pickle_verdict.py) — what ``torch.load``
-would import or run — and nothing is imported here. Checkpoints that nest a state dict (``{'model': ..., 'optimizer': ..., 'epoch': ...}``,
-Lightning's ``state_dict``) are unwrapped; optimizer moments are reported apart from the model.
+would import or run — and nothing is imported here. What the pickle holds is read by
+torch_pickled.py: state dicts, whole pickled ``nn.Module``s (their module tree, parameters and
+buffers, as the live module would report them), NumPy arrays. Checkpoints that nest the model
+(``{'model': ..., 'optimizer': ..., 'epoch': ...}``, Lightning's ``state_dict``) are unwrapped,
+optimizer moments are reported apart from the model, training bookkeeping is left out and the
+checkpoint's own facts (epoch, hyper-parameters) become metadata (torch_checkpoint.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import mmap
 import zipfile
 from collections.abc import Callable, Iterator
@@ -16,28 +22,44 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from paramscope.core.dtypes import dtype_bits
-from paramscope.core.report import Report, Source
+from paramscope.core.report import Report, Role, Source
 from paramscope.errors import InputError
 from paramscope.sources.archive import read_member
 from paramscope.sources.boundary import name_of, open_regular
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
-from paramscope.sources.flat import FlatTensor, flat_report
+from paramscope.sources.flat import FlatModule, FlatTensor, flat_report
+from paramscope.sources.packed_weights import Hints, config_beside
+from paramscope.sources.pickle_numpy import ArrayRef
 from paramscope.sources.pickle_verdict import verdict_of
-from paramscope.sources.pickle_walker import Names, StorageRef, TensorRef, tensors_in, walk, walk_at
+from paramscope.sources.pickle_walker import Names, StorageRef, TensorRef, walk, walk_at
+from paramscope.sources.torch_checkpoint import checkpoint_metadata, layout
+from paramscope.sources.torch_pickled import BUFFER, PARAMETER, Held, ModuleSeen, Sighting, Unread, holdings
+from paramscope.sources.torch_prune import Pruned, mask_name, prune_warnings, pruned_names
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 EXPANDED = (
     "{count} tensor(s) are expanded views (stride 0): their elements repeat one stored value "
     "and are not stored; counts and bytes are those of the view, as torch reports numel()."
 )
+UNREAD = (
+    "{count} tensor(s) the pickled modules register are not plain tensor records and are not "
+    "counted: {shown}."
+)
 StorageBytes = Callable[[StorageRef], int]  # the bytes the file really holds for a storage
 
 
-def _strip_container(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Drop a leading key shared by every model tensor (`state_dict.`, `model.`)."""
-    while paths and all(len(p) > 1 for p in paths) and len({p[0] for p in paths}) == 1:
-        paths = [p[1:] for p in paths]
-    return paths
+def _container_depth(paths: list[tuple[str, ...]], modules: set[tuple[str, ...]]) -> int:
+    """How many leading keys every model tensor shares (`state_dict.`, `model.`): they are
+    dropped, up to a pickled module, whose tensors keep the names torch gives them from there."""
+    depth = 0
+    while (
+        paths
+        and paths[0][:depth] not in modules
+        and all(len(p) > depth + 1 for p in paths)
+        and len({p[depth] for p in paths}) == 1
+    ):
+        depth += 1
+    return depth
 
 
 def _check_view(ref: TensorRef, storage_bytes: int) -> None:
@@ -57,84 +79,154 @@ def _check_view(ref: TensorRef, storage_bytes: int) -> None:
         raise InputError(f"a tensor of shape {ref.shape} reaches past its storage")
 
 
+def _slot_role(held: Held, tensor: TensorRef) -> Role | None:
+    """The role a module gives what it registers: a parameter trains unless switched off, a
+    buffer is state. None for a plain tensor: its name and dtype are all there is to go by."""
+    if held.slot == PARAMETER:
+        return Role.TRAINABLE if tensor.requires_grad else Role.FROZEN
+    return Role.STATE if held.slot == BUFFER else None
+
+
+def _entry(held: Held, name: str, storage_bytes: StorageBytes) -> FlatTensor:
+    """One tensor as a flat entry: a NumPy array as it is (its bytes were checked against its
+    record), a torch tensor once its view fits its storage; a module's parameter or buffer
+    with the role its module gives it."""
+    tensor = held.tensor
+    if isinstance(tensor, ArrayRef):
+        return FlatTensor(name, tensor.shape, tensor.dtype, id(tensor), nbytes=tensor.nbytes)
+    _check_view(tensor, storage_bytes(tensor.storage))
+    identity = (tensor.storage.key, tensor.offset, tensor.shape, tensor.stride)
+    requires_grad = tensor.requires_grad if tensor.parameter else None
+    role = _slot_role(held, tensor)
+    return FlatTensor(
+        name,
+        tensor.shape,
+        tensor.storage.dtype,
+        identity,
+        requires_grad,
+        role=role,
+        persistent=held.persistent,
+    )
+
+
+def _dotted(path: tuple[str, ...], budget: ReadBudget) -> str:
+    return name_of(".".join(path), budget, "a tensor name")
+
+
 def _flat(
-    refs: list[tuple[tuple[str, ...], TensorRef]], storage_bytes: StorageBytes, budget
-) -> list[FlatTensor]:
-    paths = _strip_container([path for path, _ in refs])
-    entries = []
-    for path, (_, ref) in zip(paths, refs, strict=True):
-        _check_view(ref, storage_bytes(ref.storage))
-        name = name_of(".".join(path), budget, "a tensor name")
-        identity = (ref.storage.key, ref.offset, ref.shape, ref.stride)
-        requires_grad = ref.requires_grad if ref.parameter else None
-        entries.append(FlatTensor(name, ref.shape, ref.storage.dtype, identity, requires_grad))
-    return entries
+    found: list[Sighting], storage_bytes: StorageBytes, budget: ReadBudget
+) -> tuple[list[FlatTensor], list[FlatModule]]:
+    """Flat entries named from the shared container down, and the pickled modules under it."""
+    held = [s for s in found if isinstance(s, Held)]
+    modules = [s for s in found if isinstance(s, ModuleSeen)]
+    depth = _container_depth([h.path for h in held], {m.path for m in modules})
+    prefix = held[0].path[:depth] if held else ()
+    entries = [_entry(h, _dotted(h.path[depth:], budget), storage_bytes) for h in held]
+    return entries, [
+        FlatModule(_dotted(m.path[depth:], budget), m.type, m.mode)
+        for m in modules
+        if m.path[:depth] == prefix
+    ]
 
 
-Found = list[tuple[tuple[str, ...], TensorRef, bool]]
+def _pruned_state(entries: list[FlatTensor]) -> tuple[list[FlatTensor], list[str]]:
+    """A pruned layer's mask is a buffer (state), whatever a state dict's names say; and a
+    warning for each pruned layer, whose surviving weights only the mask's data could tell."""
+    masks = {
+        mask_name(layer, tensor): (layer, tensor) for layer, tensor in pruned_names(e.name for e in entries)
+    }
+    if not masks:
+        return entries, []
+    sizes = {e.name: math.prod(e.shape) for e in entries if e.name in masks}
+    entries = [dataclasses.replace(e, role=Role.STATE) if e.name in masks else e for e in entries]
+    pruned = [Pruned(layer, tensor, sizes[mask], None) for mask, (layer, tensor) in masks.items()]
+    return entries, prune_warnings(pruned)
 
 
-def _found(obj: object, path: Path, budget: ReadBudget) -> Found:
-    """Every tensor in the unpickled object, with its key path and whether it is optimizer state."""
+def _found(obj: object, path: Path, budget: ReadBudget) -> list[Sighting]:
+    """Every tensor and module in the unpickled object, with its key path and whether it is
+    optimizer state."""
     found, seen, repeats = [], set(), 0
-    for entry in tensors_in(obj, budget):
-        budget.charge("tensors", 1, "checkpoint")
-        if id(entry[1]) in seen:  # refused here, before a row is built for each alias
-            repeats += 1
-            budget.check("references", repeats, "the file")
-        seen.add(id(entry[1]))
+    for entry in holdings(obj, budget):
+        if isinstance(entry, Held):
+            budget.charge("tensors", 1, "checkpoint")
+            if id(entry.tensor) in seen:  # refused here, before a row is built for each alias
+                repeats += 1
+                budget.check("references", repeats, "the file")
+            seen.add(id(entry.tensor))
         found.append(entry)
-    if not found:
+    if not seen:
         raise InputError(f"{path}: holds no tensors (not a state dict or checkpoint)")
     return found
 
 
-def _repeats_elements(ref: TensorRef) -> bool:
+def _repeats_elements(tensor: TensorRef | ArrayRef) -> bool:
     """A view whose stride is 0 along a dimension of more than one element (``expand``)."""
-    return any(stride == 0 and dim > 1 for dim, stride in zip(ref.shape, ref.stride, strict=True))
+    if isinstance(tensor, ArrayRef):
+        return False
+    return any(stride == 0 and dim > 1 for dim, stride in zip(tensor.shape, tensor.stride, strict=True))
+
+
+def _notes(found: list[Sighting], model: list[Sighting]) -> list[str]:
+    """What the report must say about the tensors it counts."""
+    notes = []
+    expanded = sum(_repeats_elements(s.tensor) for s in found if isinstance(s, Held))
+    if expanded:
+        notes.append(EXPANDED.format(count=expanded))
+    unread = [s.path for s in model if isinstance(s, Unread)]
+    if unread:
+        shown = ", ".join(".".join(p) for p in unread[:3])
+        notes.append(UNREAD.format(count=len(unread), shown=shown))
+    return notes
 
 
 def _report(
-    found: Found, path: Path, storage_bytes: StorageBytes, variant: str, budget: ReadBudget, names: Names
+    obj: object,
+    found: list[Sighting],
+    path: Path,
+    storage_bytes: StorageBytes,
+    variant: str,
+    budget: ReadBudget,
+    names: Names,
 ) -> Report:
-    model = [(p, r) for p, r, in_optimizer in found if not in_optimizer]
-    optimizer = [(p, r) for p, r, in_optimizer in found if in_optimizer]
-    expanded = sum(_repeats_elements(ref) for _, ref, _ in found)
+    parts = layout(obj, found)
+    entries, modules = _flat(parts.model, storage_bytes, budget)
+    entries, pruned = _pruned_state(entries)
+    optimizer = _flat(parts.optimizer, storage_bytes, budget)[0] if parts.optimizer else None
     report = flat_report(
-        _flat(model, storage_bytes, budget),
+        entries,
         Source(kind="torch_file", path=str(path), framework_version=variant),
         "A torch file",
         path.name,
-        optimizer=_flat(optimizer, storage_bytes, budget) if optimizer else None,
-        warnings=[EXPANDED.format(count=expanded)] if expanded else [],
+        optimizer=optimizer,
+        warnings=_notes(found, parts.model) + pruned + parts.warnings(),
         budget=budget,
+        modules=modules,
+        hints=Hints(config=lambda: config_beside(path.parent, budget)),
     )
     report.pickle = verdict_of(names.values())
+    report.metadata = checkpoint_metadata(obj, budget)
     return report
 
 
 @contextmanager
-def _naming_danger(names: Names) -> Iterator[None]:
+def _naming_danger(path: Path, names: Names) -> Iterator[None]:
     """A file that cannot be read but reaches dangerous globals says so in its error."""
     try:
         yield
+    except BudgetExceeded:
+        raise  # its message names the limit to raise; a re-worded copy could not be built
     except InputError as exc:
         verdict = verdict_of(names.values())
         if not verdict.malicious:
             raise
         reached = ", ".join(name for name, _ in verdict.malicious[:3])
-        raise type(exc)(f"malicious pickle (reaches {reached}); {exc}") from None
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise InputError(f"{path}: malicious pickle (reaches {reached}); {reason}") from None
 
 
 def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
     infos = archive.infolist()
-    if any(i.filename.endswith("/constants.pkl") for i in infos) and any(
-        "/code/" in i.filename for i in infos
-    ):
-        raise InputError(
-            f"{path}: a TorchScript archive; paramscope reads state dicts and checkpoints "
-            "(save model.state_dict() with torch.save)"
-        )
     pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
     if len(pickles) != 1:
         raise InputError(f"{path}: not a torch archive (no single */data.pkl)")
@@ -143,7 +235,7 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
         i.filename[len(prefix) :]: _storage_size(i, budget) for i in infos if i.filename.startswith(prefix)
     }
     names: Names = {}
-    with _naming_danger(names):
+    with _naming_danger(path, names):
         obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget, names=names)
         found = _found(obj, path, budget)
 
@@ -153,8 +245,8 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
             raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the archive")
         return size
 
-    with _naming_danger(names):
-        return _report(found, path, storage_bytes, "zip", budget, names)
+    with _naming_danger(path, names):
+        return _report(obj, found, path, storage_bytes, "zip", budget, names)
 
 
 def _storage_size(info: zipfile.ZipInfo, budget: ReadBudget) -> int:
@@ -169,7 +261,7 @@ def _storage_size(info: zipfile.ZipInfo, budget: ReadBudget) -> int:
 
 
 def _legacy_storages(
-    data: mmap.mmap, pos: int, found: Found, budget: ReadBudget, names: Names
+    data: mmap.mmap, pos: int, found: list[Sighting], budget: ReadBudget, names: Names
 ) -> dict[str, int]:
     """Key -> bytes of each storage written after the pickles: an int64 element count, then the
     elements, whose size the pickle's storage type gives. Only the counts are read; each
@@ -178,7 +270,11 @@ def _legacy_storages(
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise InputError("the legacy storage list is not a list of keys")
     budget.check("tensors", len(keys), "legacy checkpoint")
-    bits = {ref.storage.key: dtype_bits(ref.storage.dtype) for _, ref, _ in found}
+    bits = {
+        s.tensor.storage.key: dtype_bits(s.tensor.storage.dtype)
+        for s in found
+        if isinstance(s, Held) and isinstance(s.tensor, TensorRef)
+    }
     sizes: dict[str, int] = {}
     for key in keys:
         if key not in bits or bits[key] is None:
@@ -201,7 +297,7 @@ def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
     with (
         open_regular(path) as handle,
         mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
-        _naming_danger(names),
+        _naming_danger(path, names),
     ):
         magic, pos = walk_at(data, 0, budget, names=names)
         if magic != LEGACY_MAGIC:
@@ -217,8 +313,8 @@ def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
             raise InputError(f"{path}: tensor storage {storage.key!r:.40} is missing from the file")
         return sizes[storage.key]
 
-    with _naming_danger(names):
-        return _report(found, path, storage_bytes, "legacy", budget, names)
+    with _naming_danger(path, names):
+        return _report(obj, found, path, storage_bytes, "legacy", budget, names)
 
 
 def looks_like_legacy(head: bytes) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from paramscope.core.report import Node, Report, Role, Source
 from paramscope.core.tree import TreeBuilder, join_path
+from paramscope.sources.torch_prune import MASK, Pruned, prune_warnings, pruned_names
 
 _PLAIN = (bool, int, float, str, tuple, list, type(None))
 
@@ -37,6 +38,23 @@ def packed_4bit(param) -> tuple[tuple[int, ...], str] | None:
     if type(param).__name__ != "Params4bit" or state is None or getattr(state, "shape", None) is None:
         return None
     return tuple(int(d) for d in state.shape), str(getattr(param, "quant_type", "4bit"))
+
+
+def pruned_tensors(module) -> list[Pruned]:
+    """Each tensor ``torch.nn.utils.prune`` reparametrised (see torch_prune.py), with how many
+    of its mask's elements are nonzero: the weights that survive. A module reached twice is
+    listed once, as ``named_modules()`` lists it."""
+    import torch
+
+    found = []
+    for name, mod in module.named_modules():
+        for _, tensor in pruned_names([*mod._parameters, *mod._buffers]):
+            mask = mod._buffers.get(tensor + MASK)
+            if mask is None:
+                continue
+            surviving = None if mask.is_meta else int(torch.count_nonzero(mask))
+            found.append(Pruned(name, tensor, mask.numel(), surviving))
+    return found
 
 
 def inspect_torch(module) -> Report:
@@ -100,6 +118,7 @@ def inspect_torch(module) -> Report:
             f"model.parameters() counts {sum(undercount.values()):,} fewer than the model has; "
             "paramscope counts them all."
         )
+    warnings.extend(prune_warnings(pruned_tensors(module)))
     return Report(
         source=Source(kind="torch", framework_version=torch.__version__),
         root=root,
