@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from paramscope.core.kinds import Kind
+
 
 class Role(str, Enum):
     """What training does to a tensor."""
@@ -208,10 +210,13 @@ class Node:
 class Source:
     """Where a report came from."""
 
-    kind: str  # keras | tf_keras | torch | keras_file | h5 | safetensors | ...
+    kind: Kind  # given as its string ("torch", "keras_file", ...) or as the Kind
     framework_version: str | None = None
     backend: str | None = None
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))
 
 
 class Verdict(str, Enum):
