@@ -99,7 +99,7 @@ def atheris_child(seconds: int, work: str, artifacts: str) -> None:
         preload()
         import paramscope
         from paramscope.errors import InputError
-        from paramscope.render import render_json
+        from paramscope.render import render
 
     folder = Path(work) / "scratch"  # libFuzzer exits this process: the parent removes it
     folder.mkdir()
@@ -110,7 +110,7 @@ def atheris_child(seconds: int, work: str, artifacts: str) -> None:
         path = folder / NAMES[data[0] % len(NAMES)]
         path.write_bytes(data[1:])
         try:
-            render_json(paramscope.inspect(path))
+            render("summary", paramscope.inspect(path), "json")
         except InputError:
             pass
         finally:

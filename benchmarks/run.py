@@ -25,7 +25,7 @@ import torchinfo
 from torch import nn
 
 import paramscope
-from paramscope.render.text import render_text
+from paramscope.render import render
 
 REPEATS = 20
 
@@ -40,7 +40,7 @@ def best(fn, repeats: int = REPEATS) -> float:
 
 
 def ours(model, depth: int | None) -> None:
-    render_text(paramscope.inspect(model), depth=depth)
+    render("summary", paramscope.inspect(model), "text", depth=depth)
 
 
 def keras_deep_model(layers: int = 1000):

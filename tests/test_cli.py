@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from paramscope.cli import cli
+from paramscope.render import COMMANDS
+from tests.golden_models import write_checkpoint
+from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tests/fixtures/models.py:tiny"
@@ -37,8 +41,8 @@ def test_summary_text() -> None:
 def test_summary_json_contract() -> None:
     result = run("summary", TINY, "--format", "json", "--arg", "frozen=True")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["schema_version"] == 1
+    data = validated(result.output)
+    assert (data["schema_version"], data["command"]) == (1, "summary")
     assert data["source"]["kind"] == "torch"
     assert set(data["totals"]) == {"trainable", "frozen", "state", "unknown", "all"}
     assert data["totals"]["frozen"] == {"tensors": 2, "params": 16, "bytes": 64}
@@ -68,7 +72,7 @@ def test_summary_json_contract() -> None:
 
 def test_factory_args_are_literals() -> None:
     result = run("summary", TINY, "--arg", "width=8", "--format", "json")
-    assert json.loads(result.output)["totals"]["all"]["params"] == (3 * 8 + 8) + (2 * 8 + 17) + (8 * 2 + 2)
+    assert validated(result.output)["totals"]["all"]["params"] == (3 * 8 + 8) + (2 * 8 + 17) + (8 * 2 + 2)
 
 
 def test_module_reference_and_dict_factory() -> None:
@@ -94,7 +98,7 @@ def test_keras_reference_with_args() -> None:
         "json",
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = validated(result.output)
     assert data["totals"]["trainable"] == {"tensors": 26, "params": 14_714_688, "bytes": 58_858_752}
     assert data["source"]["backend"] == "torch"
 
@@ -186,8 +190,8 @@ def test_explain_text() -> None:
 def test_explain_json_schema() -> None:
     result = run("explain", TINY, "--format", "json", "--arg", "frozen=True")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["schema_version"] == 1
+    data = validated(result.output)
+    assert (data["schema_version"], data["command"]) == (1, "explain")
     first = data["layers"][0]
     assert set(first) == {"path", "type", "params", "tensors", "formula", "text", "problem"}
     assert first["formula"] == {
@@ -221,7 +225,7 @@ def test_freeze_keeps_command_line_order() -> None:
     later_unfreeze = run("freeze", TINY, "--freeze", "all", "--unfreeze", "3", "--format", "json")
     later_freeze = run("freeze", TINY, "--unfreeze", "3", "--freeze", "all", "--format", "json")
     assert later_unfreeze.exit_code == 0, later_unfreeze.output
-    first, second = json.loads(later_unfreeze.output), json.loads(later_freeze.output)
+    first, second = validated(later_unfreeze.output), validated(later_freeze.output)
     assert set(first) >= {"before", "after", "changed", "findings", "snippet"}
     assert [r["action"] for r in first["rules"]] == ["freeze", "unfreeze"]
     assert first["after"]["trainable"]["params"] == 10  # the last Linear, unfrozen after all was frozen
@@ -237,3 +241,93 @@ def test_freeze_selector_matching_nothing_exit_2() -> None:
         check=False,
     )
     assert result.returncode == 2 and "selector 'nope' matches no layer" in result.stderr
+
+
+# ------------------------------------------------------------ one envelope, one source object
+
+
+def test_lint_json_carries_the_same_source_as_summary() -> None:
+    summary = validated(run("summary", TINY, "--format", "json").output)
+    linted = run("lint", "tests/fixtures/models.py:frozen_all", "--format", "json")
+    assert linted.exit_code == 1, linted.output  # nothing left to train: an error finding
+    data = validated(linted.output)
+    assert data["command"] == "lint" and data["source"] == summary["source"]
+    assert set(data["source"]) == {"kind", "framework_version", "backend", "path"}
+    assert [finding["rule"] for finding in data["findings"]] == ["nothing-to-train", "frozen-bn-train-mode"]
+    assert (data["pickle"], data["metadata"]) == (None, {})
+
+
+def test_lint_markdown_lists_the_findings() -> None:
+    result = run("lint", "tests/fixtures/models.py:frozen_all", "--format", "md")
+    assert result.exit_code == 1
+    assert result.output.startswith("## Lint: Sequential (Sequential) — 2 findings\n\nSource: torch ")
+    assert "- **nothing-to-train**: " in result.output
+
+
+def _scan(folder: Path, *options: str) -> subprocess.CompletedProcess:
+    """scan in a child process: its workers are processes, forked from a plain interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "paramscope", "scan", str(folder), *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_scan_json_is_one_envelope_with_a_source_per_file(tmp_path: Path) -> None:
+    checkpoint = write_checkpoint(tmp_path)
+    result = _scan(tmp_path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = validated(result.stdout)
+    assert data["command"] == "scan"
+    assert data["source"] == {
+        "kind": "folder",
+        "framework_version": None,
+        "backend": None,
+        "path": str(tmp_path),
+    }
+    summary = validated(run("summary", str(checkpoint), "--format", "json").output)
+    [entry] = data["files"]
+    assert entry["source"]["path"] == summary["source"]["path"] == str(checkpoint)
+    assert entry["source"]["kind"] == summary["source"]["kind"] == "torch_file"
+    written = torch.load(checkpoint, weights_only=False)["state_dict"]  # written by this test: trusted
+    assert entry["params"] == summary["totals"]["all"]["params"] == sum(t.numel() for t in written.values())
+    assert entry["pickle"]["verdict"] == summary["pickle"]["verdict"] == "needs-code"
+
+
+def test_scan_markdown_is_a_table(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    result = _scan(tmp_path, "--format", "md")
+    assert result.returncode == 1, result.stderr  # a checkpoint could not be read
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("## Scan: ") and lines[2].startswith("| File | Format | Tensors | Params |")
+    assert lines[4].startswith(f"| `{tmp_path / 'checkpoint.pt'}` | torch_file | 9 | 43 | ")
+    assert lines[4].endswith(" | needs-code (`argparse.Namespace`) |")
+    assert lines[5] == f"| `{tmp_path / 'empty.pt'}` | | | | | | error: empty file |"
+
+
+# --------------------------------------------------------------------------- the schema command
+
+
+def test_schema_prints_each_commands_schema() -> None:
+    for command in COMMANDS:
+        result = run("schema", command)
+        assert result.exit_code == 0, result.output
+        schema = json.loads(result.output)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["properties"]["command"] == {"const": command}
+        assert schema["required"][:3] == ["schema_version", "command", "source"]
+
+
+def test_schema_without_a_command_covers_them_all(tmp_path: Path) -> None:
+    result = run("schema", "--output", str(tmp_path / "schema.json"))
+    assert result.exit_code == 0 and result.output == ""
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    assert [branch["$ref"] for branch in schema["oneOf"]] == [f"#/$defs/{command}" for command in COMMANDS]
+
+
+def test_schema_of_an_unknown_command_is_a_usage_error() -> None:
+    assert run("schema", "memoir").exit_code == 2

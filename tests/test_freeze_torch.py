@@ -59,7 +59,7 @@ def test_files_cannot_be_frozen(tmp_path) -> None:
 
 
 def test_torch_plan_round_trip(tmp_path) -> None:
-    from paramscope.ops.freeze_out import write_plan
+    from paramscope.sources.freeze_out import write_plan
 
     model = ResNetLike()
     plan = paramscope.freeze(model, rules=[("freeze", "all"), ("unfreeze", "fc")])
@@ -73,14 +73,14 @@ def test_torch_plan_round_trip(tmp_path) -> None:
 
 def test_printed_code_pastes_at_80_columns() -> None:
     """Code is never wrapped or cut at the terminal's width: what freeze prints compiles."""
-    from paramscope.render.freeze import render_freeze_text
+    from paramscope.render import render
 
     nn = torch.nn
     model = nn.Sequential()
     model.add_module("a_rather_long_encoder_name_that_people_really_use", nn.Sequential(nn.Linear(4, 4)))
     model.add_module("classification_head_with_an_equally_descriptive_name", nn.Linear(4, 2))
     plan = paramscope.freeze(model, freeze=["a_rather_long_encoder_name_that_people_really_use"])
-    text = render_freeze_text(plan, width=80)
+    text = render("freeze", plan, "text", width=80)
     code = text.split("Code:\n", 1)[1]
     assert max(len(line) for line in code.splitlines()) > 80  # the case that used to break
     compile(code, "<freeze snippet>", "exec")

@@ -1,82 +1,33 @@
-"""Golden outputs of the text and Markdown renderers.
-
-The reports come from real models; only the framework version in the header is pinned so the
-golden files do not change with every framework release. Regenerate after an intended change
-with `PARAMSCOPE_UPDATE_GOLDEN=1 pytest tests/test_render.py` and review the diff.
+"""The renderers beyond their golden files (tests/test_golden.py): narrow terminals, rich's
+own printing, what a file carries beside its tensors, and which formats import rich.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import os
+import subprocess
+import sys
 from pathlib import Path
 
-import keras
 import pytest
 from rich.console import Console
 
 import paramscope
-from paramscope.core.report import Report, Source
-from paramscope.render.markdown import render_markdown
-from paramscope.render.text import render_text
-from tests.test_torch import TiedLanguageModel
+from paramscope.core.report import Report
+from paramscope.render import COMMANDS, render
+from tests import golden_models as models
+from tests.json_contract import validated
 
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def pinned(report: Report) -> Report:
-    source = dataclasses.replace(report.source, framework_version="X.Y.Z")
-    return dataclasses.replace(report, source=source)
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def tied_lm_report() -> Report:
-    model = TiedLanguageModel(vocab=50, width=8)
-    model.embedding.requires_grad_(False)
-    return pinned(paramscope.inspect(model))
-
-
+@pytest.fixture(scope="module")
 def keras_transfer_report() -> Report:
-    base = keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(5, name="hidden"), keras.layers.BatchNormalization(name="bn")],
-        name="base",
-    )
-    inputs = keras.Input((6,), name="pixels")
-    outputs = keras.layers.Dense(3, name="head")(base(inputs))
-    model = keras.Model(inputs, outputs, name="transfer")
-    base.trainable = False
-    report = paramscope.inspect(model)
-    return pinned(dataclasses.replace(report, source=Source("keras", "X.Y.Z", "torch")))
+    return models.keras_transfer_report(models.keras_transfer())
 
 
-def explain_text() -> str:
-    from paramscope.ops.explain import explain_report
-    from paramscope.render.explain import render_explanation_text
-
-    return render_explanation_text(explain_report(tied_lm_report()))
-
-
-CASES = {
-    "torch_tied_lm_explain.txt": explain_text,
-    "torch_tied_lm.txt": lambda: render_text(tied_lm_report(), depth=None, show_tensors=True),
-    "torch_tied_lm.md": lambda: render_markdown(tied_lm_report(), depth=None, show_tensors=True),
-    "keras_transfer.txt": lambda: render_text(keras_transfer_report(), show_tensors=True),
-    "keras_transfer_depth1.txt": lambda: render_text(keras_transfer_report(), depth=1, width=60),
-    "keras_transfer.md": lambda: render_markdown(keras_transfer_report()),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_golden(name: str) -> None:
-    actual = CASES[name]()
-    path = GOLDEN / name
-    if os.environ.get("PARAMSCOPE_UPDATE_GOLDEN"):
-        path.write_text(actual)
-    assert actual == path.read_text()
-
-
-def test_numbers_never_truncated_on_narrow_terminals() -> None:
-    text = render_text(keras_transfer_report(), depth=1, width=50)
+def test_numbers_never_truncated_on_narrow_terminals(keras_transfer_report: Report) -> None:
+    text = render("summary", keras_transfer_report, "text", depth=1, width=50)
     rows = text.splitlines()[2:7]
     assert rows[0].endswith("Trainable")
     assert rows[1].split()[-3:] == ["2/4/2", "73", "18"]  # numbers whole; only names shrink
@@ -85,9 +36,60 @@ def test_numbers_never_truncated_on_narrow_terminals() -> None:
 
 
 def test_report_prints_with_rich() -> None:
+    report = models.torch_tied_norm_report(models.torch_tied_norm())
     console = Console(file=io.StringIO(), width=100, color_system=None)
-    console.print(tied_lm_report())
-    assert console.file.getvalue() == render_text(tied_lm_report())
+    console.print(report)
+    assert console.file.getvalue() == render("summary", report, "text")
+
+
+def test_an_unknown_command_or_format_is_refused(keras_transfer_report: Report) -> None:
+    with pytest.raises(ValueError, match="no renderer for 'summary' in 'html'"):
+        render("summary", keras_transfer_report, "html")
+    with pytest.raises(ValueError, match="no renderer for 'memoir'"):
+        render("memoir", keras_transfer_report, "json")
+
+
+# ------------------------------------------------- JSON and Markdown never import rich
+
+TORCH_MODEL = "tests/golden_models.py:torch_tied_norm"
+COMMAND_LINES = {
+    "summary": ["summary", TORCH_MODEL],
+    "explain": ["explain", TORCH_MODEL],
+    "freeze": ["freeze", TORCH_MODEL, "--freeze", "embedding"],
+    "lint": ["lint", TORCH_MODEL],
+    "audit": ["audit", "tests/golden_models.py:audited_net"],
+    "scan": ["scan", "{folder}"],
+}
+
+
+def test_every_command_is_checked_for_rich() -> None:
+    assert set(COMMAND_LINES) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_LINES))
+def test_json_and_markdown_do_not_import_rich(command: str, tmp_path: Path) -> None:
+    """rich is a tenth of a cold `--format json` run on a file: JSON and Markdown leave it out.
+    Each command runs in a fresh interpreter, both formats, through the CLI."""
+    models.write_checkpoint(tmp_path)
+    arguments = [part.format(folder=tmp_path) for part in COMMAND_LINES[command]]
+    outputs = {fmt: tmp_path / f"out.{fmt}" for fmt in ("json", "md")}
+    code = (
+        "import sys\n"
+        "from paramscope.cli import cli\n"
+        f"for fmt, output in {[(fmt, str(path)) for fmt, path in outputs.items()]!r}:\n"
+        "    try:\n"
+        f"        cli([*{arguments!r}, '--format', fmt, '--output', output], standalone_mode=False)\n"
+        "    except SystemExit:\n"  # exit 1 for a finding is fine here: the outputs are written
+        "        pass\n"
+        "print('rich' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", f"{command}: JSON or Markdown imported rich"
+    assert validated(outputs["json"].read_text())["command"] == command
+    assert outputs["md"].read_text().startswith(("## ", "> **Malicious"))
 
 
 # ------------------------------------------------------------- what a file carries beside its tensors
@@ -130,7 +132,7 @@ def block_after(text: str, title: str) -> list[str]:
 def test_metadata_block_is_short_bounded_and_escaped(tmp_path: Path) -> None:
     report = torch_file_report(tmp_path)
     report.metadata = HOSTILE_METADATA
-    text = render_text(report, width=NARROW)
+    text = render("summary", report, "text", width=NARROW)
     block = block_after(text, "File metadata:")
     assert len(block) == 1 + 12 + 1  # the title, twelve keys, how many more
     assert block[-1].strip() == f"… and {len(HOSTILE_METADATA) - 12} more keys (--format json lists them all)"
@@ -146,7 +148,7 @@ def test_metadata_block_is_short_bounded_and_escaped(tmp_path: Path) -> None:
 def test_metadata_in_markdown_is_a_small_escaped_table(tmp_path: Path) -> None:
     report = torch_file_report(tmp_path)
     report.metadata = HOSTILE_METADATA
-    table = block_after(render_markdown(report), "| File metadata | Value |")
+    table = block_after(render("summary", report, "md"), "| File metadata | Value |")
     assert len(table) == 2 + 12 + 1
     assert "\x1b" not in "".join(table) and not any(line.startswith("INJECTED") for line in table)
     assert "| pipe | `a \\| b` |" in table
@@ -154,15 +156,12 @@ def test_metadata_in_markdown_is_a_small_escaped_table(tmp_path: Path) -> None:
 
 
 def test_metadata_in_json_is_given_as_it_is(tmp_path: Path) -> None:
-    import json
-
-    from paramscope.render.json import render_json
-
     report = torch_file_report(tmp_path)
     report.metadata = {"epoch": 3, "hyper_parameters": {"lr": 0.001, "name": "res\x1b[2Jnet"}}
-    data = json.loads(render_json(report))
+    data = validated(render("summary", report, "json"))
     assert data["metadata"] == report.metadata
-    assert data["pickle"] == {"verdict": "data-only", "needs_code": [], "malicious": []}
+    assert data["pickle"]["verdict"] == "data-only"
+    assert data["pickle"]["needs_code"] == data["pickle"]["malicious"] == []
 
 
 def test_malicious_panel_lists_ten_names_then_how_many_more(tmp_path: Path) -> None:
@@ -172,7 +171,7 @@ def test_malicious_panel_lists_ten_names_then_how_many_more(tmp_path: Path) -> N
     report = torch_file_report(tmp_path)
     names = [Global("os", f"f{i:02}\x1b[2J") for i in range(12)] + [Global("argparse", "Namespace")]
     report.pickle = verdict_of(names)
-    text = render_text(report, width=NARROW)
+    text = render("summary", report, "text", width=NARROW)
     lines = text.splitlines()
     assert lines[0].startswith("╭─ MALICIOUS PICKLE") and all(len(line) <= NARROW for line in lines)
     assert "\x1b" not in text and "os.f00\\x1b[2J" in text and "os.f09\\x1b[2J" in text

@@ -6,7 +6,7 @@ counted once even when tied, with the framework's own totals reconciled. Importi
 package imports no deep-learning framework.
 """
 
-from paramscope.api import audit, explain, freeze, inspect, lint
+from paramscope.api import audit, diff, explain, freeze, inspect, lint, memory, scan
 from paramscope.core import Node, Report, Role, Tensor
 from paramscope.errors import InputError, ParamscopeError
 from paramscope.sources.budget import Limits, limits
@@ -22,9 +22,12 @@ __all__ = [
     "Role",
     "Tensor",
     "audit",
+    "diff",
     "explain",
     "freeze",
     "inspect",
     "limits",
     "lint",
+    "memory",
+    "scan",
 ]

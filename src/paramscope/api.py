@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paramscope.core.report import Report
 from paramscope.errors import InputError
 from paramscope.sources.live import inspect_live
 from paramscope.sources.reference import Target, as_target, looks_like_reference, resolve
+
+if TYPE_CHECKING:
+    from paramscope.ops.scan import FolderScan
 
 
 def load(model: object, **factory_args: object) -> Target:
@@ -77,11 +81,12 @@ def freeze(
     """
     from paramscope.ops.freeze import apply_plan, parse_rules, plan_context, plan_freeze
     from paramscope.pitfalls import run_rules
+    from paramscope.sources.live_facts import live_facts
 
     if plan is not None:  # a torch plan written by `freeze --out`: apply it
         import json
 
-        from paramscope.ops.freeze_out import apply_torch_plan
+        from paramscope.sources.freeze_out import apply_torch_plan
 
         data = plan if isinstance(plan, dict) else json.loads(Path(plan).read_text(encoding="utf-8"))
         target = load(model, **factory_args)
@@ -89,21 +94,133 @@ def freeze(
         return inspect_live(target.model, target.kind)
     report, target = _load_report(model, factory_args)
     planned = plan_freeze(report, parse_rules(freeze, unfreeze, rules))
-    planned.findings = run_rules(plan_context(planned, target.optimizer if target else None))
+    facts = live_facts(report, target.optimizer if target else None)
+    planned.findings = run_rules(plan_context(planned, facts))
     if apply:
-        after = apply_plan(planned)
+        apply_plan(planned)
+        after = inspect_live(target.model, target.kind)
         planned.after, planned.applied = after.totals, True
         planned.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
     return planned
 
 
+def write_plan(plan, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a freeze plan where its framework takes it: a ``.keras`` file whose config carries
+    the planned flags (Keras 3 models and ``.keras`` files), or a JSON plan that
+    ``freeze(model, plan=...)`` applies (torch). An existing ``out`` needs ``force``."""
+    from paramscope.sources.freeze_out import write_plan as write
+
+    return write(plan, out, force=force)
+
+
 def lint(model: object, **factory_args: object):
     """The freezing pitfalls this model (and its factory's optimizer) falls into, as findings."""
     from paramscope.pitfalls import LintContext, run_rules
+    from paramscope.sources.live_facts import live_facts
 
     report, target = _load_report(model, factory_args)
     roles = {tensor.path: tensor.role for tensor in report.tensors()}
-    return report, run_rules(LintContext(report, roles, optimizer=target.optimizer if target else None))
+    facts = live_facts(report, target.optimizer if target else None)
+    return report, run_rules(LintContext(report, roles, facts))
+
+
+def memory(
+    model: object,
+    optimizer: str = "adam",
+    precision: str | None = None,
+    devices: int = 1,
+    sharding: str = "none",
+    batch: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    freeze: list[str] | tuple[str, ...] = (),
+    unfreeze: list[str] | tuple[str, ...] = (),
+    lora: str | dict | None = None,
+    *,
+    rules: list[tuple[str, str]] | None = None,
+    amsgrad: bool = False,
+    **factory_args: object,
+):
+    """What training costs with this freeze: weights, gradients, optimizer state, master weights
+    and (given ``batch`` and ``input_shape``, without the batch dimension) activations, in bytes
+    per role, per device under ``sharding``, beside the same model with everything trainable.
+
+    ``optimizer``: sgd, momentum, adam, adamw (``amsgrad=True`` for a third moment), adafactor,
+    adam8bit (bitsandbytes) or lion, by the model's framework's own rules. ``precision``: None
+    keeps each tensor's stored dtype; fp32, bf16, fp16, amp (autocast) or mixed-master (half
+    weights, fp32 master). ``freeze``/``unfreeze``/``rules`` as in :func:`freeze` (they also
+    work on files, whose tensors of unknown role otherwise count as trainable); ``lora``:
+    ``"r=8,targets=q_proj,v_proj"`` or ``{"r": 8, "targets": [...]}``. Activations are measured
+    on a live model (torch: fake tensors; Keras: output shapes); its weights are never touched.
+    """
+    from paramscope.ops.memory import MemorySettings, estimate_memory
+    from paramscope.ops.memory_plan import parse_lora
+    from paramscope.ops.memory_rules import PRECISION_DTYPE
+
+    shape = tuple(input_shape) if input_shape is not None else None
+    settings = MemorySettings(optimizer, precision, devices, sharding, batch, shape, amsgrad)
+    report, target = _load_report(model, factory_args)
+    meter = None
+    if batch is not None:
+        if target is None:
+            raise InputError("activations need a model that runs: a module:factory reference, not a file")
+        from paramscope.sources.activations import activation_meter
+
+        autocast = "float16" if precision == "amp" else None
+        cast = PRECISION_DTYPE.get(precision or "")
+        meter = activation_meter(target.model, target.kind, report.origins, batch, shape, cast, autocast)
+    if rules is None:
+        rules = [("freeze", s) for s in freeze] + [("unfreeze", s) for s in unfreeze]
+    return estimate_memory(report, settings, rules=rules, lora=parse_lora(lora), meter=meter)
+
+
+def diff(
+    a: object,
+    b: object,
+    tolerance: float = 0.0,
+    expect_frozen: list[str] | tuple[str, ...] = (),
+    match: str = "name",
+):
+    """What changed from ``a`` to ``b`` — two models or checkpoints, in any mix of live models,
+    references and file formats: tensors added, removed, reshaped, dtype- and role-changed,
+    then values, tensor by tensor in bounded memory (bit-identical, else max |Δ|, ‖Δ‖/‖A‖ and
+    the fraction of elements changed), summarised per node (``Diff.summary``).
+
+    ``tolerance``: values within it count as unchanged. ``expect_frozen``: selectors of layers
+    of ``a`` that must not have changed (``Diff.failed`` says whether one did). ``match``:
+    ``"name"`` pairs tensors by path; ``"order"`` by order and shape, for models whose names
+    differ (a ``.keras`` model and its torch port).
+    """
+    from paramscope.ops.diff import diff_reports
+    from paramscope.sources.values import values_of
+
+    report_a, report_b = inspect(a), inspect(b)
+    values_a, values_b = values_of(report_a), values_of(report_b)
+    return diff_reports(
+        report_a, report_b, values_a, values_b, tolerance=tolerance, expect_frozen=expect_frozen, match=match
+    )
+
+
+def scan(
+    folder: str | os.PathLike,
+    *,
+    timeout: float | None = None,
+    max_memory: int | None = None,
+    workers: int | None = None,
+) -> FolderScan:
+    """Every checkpoint under ``folder``, each read in a worker process, nothing executed.
+
+    A file may take ``timeout`` seconds and its worker grow by ``max_memory`` bytes (defaults:
+    the read limits); one that hangs, exhausts its memory or crashes its reader gets an error
+    line and the scan goes on. A pickled file's line carries its verdict.
+    """
+    from paramscope.ops.scan import FolderScan
+    from paramscope.ops.scan import scan as scan_folder
+    from paramscope.sources.detect import LimitedRead
+
+    read = LimitedRead.active(seconds=timeout)  # the limits travel into each worker
+    memory = read.limits.child_memory if max_memory is None else max_memory
+    lines = scan_folder(folder, read, workers, timeout=read.limits.seconds, max_memory=memory)
+    return FolderScan(os.fspath(folder), lines)
 
 
 def audit(
@@ -132,68 +249,34 @@ def audit(
     first, as the user would. Afterwards the model, its modes, flags and optimizer are
     bit-identical to before (``Audit.restored`` says it was checked).
     """
-    from paramscope.ops.audit import TrainingSetup, run_audit
+    from paramscope.ops.audit import TrainingSetup, driver_for, run_audit
     from paramscope.ops.freeze import apply_plan, parse_rules, plan_freeze
+    from paramscope.sources.live import restore_flags, trainable_flags
 
     target = _audit_target(model, factory_args)
     optimizer = optimizer if optimizer is not None else target.optimizer
     inputs = inputs if inputs is not None else target.example_inputs
     loss = loss if loss is not None else target.loss
-    flags = _trainable_flags(target)
+    flags = trainable_flags(target.model, target.kind)
     report = inspect_live(target.model, target.kind)
     roles_before = {tensor.path: tensor.role for tensor in report.tensors()}
     try:
         if freeze or unfreeze or rules:
-            report = apply_plan(plan_freeze(report, parse_rules(freeze, unfreeze, rules)))
+            apply_plan(plan_freeze(report, parse_rules(freeze, unfreeze, rules)))
+            report = inspect_live(target.model, target.kind)
         setup = TrainingSetup(optimizer, inputs, loss, optimizer_name, lr, input_shape)
-        if target.kind == "torch":
-            from paramscope.ops.audit_torch import TorchAudit
-
-            driver = TorchAudit(target.model, report.origins, setup)
-        else:
-            from paramscope.ops.audit_keras import KerasAudit
-
-            driver = KerasAudit(target.model, report.origins, target.kind, setup)
-        result = run_audit(report, driver, steps, "torch" if target.kind == "torch" else "keras")
+        result = run_audit(report, driver_for(report, setup), steps)
     finally:
-        _restore_flags(flags)
+        restore_flags(flags)
     roles_after = {tensor.path: tensor.role for tensor in inspect_live(target.model, target.kind).tensors()}
     result.restored &= roles_after == roles_before
     return result
 
 
 def _audit_target(model: object, factory_args: dict) -> Target:
-    """A live model to train: an object, a reference, or a .keras/.h5 file loaded by Keras
-    itself (safe mode: Lambda layers refused). A weights-only checkpoint has no forward."""
+    """A live model to train: an object, a reference, or a .keras/.h5 file loaded by Keras."""
     if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
-        path = os.fspath(model)
-        if not path.endswith((".keras", ".h5")):
-            raise InputError(f"{path}: audit needs a model it can run; pass a module:factory reference")
-        import keras
+        from paramscope.sources.live import load_keras_model
 
-        try:
-            loaded = keras.saving.load_model(path)
-        except Exception as exc:
-            raise InputError(
-                f"{path}: Keras could not load it ({type(exc).__name__}: {str(exc)[:120]})"
-            ) from None
-        return as_target(loaded, path)
+        return as_target(load_keras_model(os.fspath(model)), os.fspath(model))
     return load(model, **factory_args)
-
-
-def _trainable_flags(target: Target) -> list[tuple[object, str, bool]]:
-    """Every flag a freeze plan can change, outermost first (Keras sets children from parents)."""
-    if target.kind == "torch":
-        return [(p, "requires_grad", p.requires_grad) for p in target.model.parameters()]
-    return [(layer, "trainable", layer.trainable) for layer in target.model._flatten_layers()]
-
-
-def _restore_flags(flags: list[tuple[object, str, bool]]) -> None:
-    """Only the flags that changed: a lazy module's placeholder refuses requires_grad_()."""
-    for obj, attribute, value in flags:
-        if getattr(obj, attribute) == value:
-            continue
-        if attribute == "requires_grad":
-            obj.requires_grad_(value)
-        else:
-            setattr(obj, attribute, value)

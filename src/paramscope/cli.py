@@ -14,8 +14,8 @@ import click
 
 from paramscope import __version__
 from paramscope.errors import ParamscopeError
+from paramscope.render import COMMANDS, FORMATS
 
-FORMATS = ("text", "json", "md")
 EXIT_FOUND_PROBLEM = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -119,18 +119,27 @@ def model_arguments(command):
     return click.argument("model")(command)
 
 
-def show(fmt: str, output: str | None, renderable, render) -> None:
-    """Text for a terminal is printed by rich (colour, width); everything else is rendered to
-    a string and emitted. ``renderable`` and ``render`` are called only for the path taken."""
+def show(
+    command: str, result: object, fmt: str, output: str | None, inputs: list[str] = (), **options
+) -> None:
+    """Emit ``result`` of ``command``: text for a terminal is printed by rich (colour, the
+    terminal's width); every other output is rendered to a string and emitted (see ``emit``).
+    ``options``: the command's display options (summary: depth, show_tensors)."""
     if fmt == "text" and output is None:
         from rich.console import Console
 
-        Console(highlight=False).print(renderable(), crop=False)  # pasted code is never cut
+        from paramscope.render import renderable
+
+        Console(highlight=False).print(renderable(command, result, **options), crop=False)
     else:
-        emit(render(), output)
+        from paramscope.render import render
+
+        emit(render(command, result, fmt, **options), output, inputs)
 
 
 def emit(text: str, output: str | None, inputs: list[str] = ()) -> None:
+    """Print ``text``, or write it to ``output`` atomically, never over a file this command
+    read (its MODEL, every file a reader opened, and ``inputs``)."""
     if output:
         from paramscope.fileio import write_atomic
 
@@ -186,17 +195,12 @@ def summary(
     Exits 1 after the summary if MODEL is a malicious pickle (it names what it reaches).
     """
     from paramscope.api import inspect
-    from paramscope.render import DEFAULT_DEPTH, renderer
+    from paramscope.render import DEFAULT_DEPTH
     from paramscope.sources.reference import parse_factory_args
-
-    def renderable():
-        from paramscope.render.text import summary_renderable
-
-        return summary_renderable(report, depth, show_tensors)
 
     report = inspect(model, **parse_factory_args(factory_args))
     depth = DEFAULT_DEPTH if depth is None else depth
-    show(fmt, output, renderable, lambda: renderer(fmt)(report, depth=depth, show_tensors=show_tensors))
+    show("summary", report, fmt, output, depth=depth, show_tensors=show_tensors)
     exit_if_malicious(report)
 
 
@@ -215,16 +219,10 @@ def explain(
     or if MODEL is a malicious pickle.
     """
     from paramscope.api import explain as explain_model
-    from paramscope.render.explain import EXPLANATION_RENDERERS, explanation_renderable
     from paramscope.sources.reference import parse_factory_args
 
     explanation = explain_model(model, layer=layer, **parse_factory_args(factory_args))
-    show(
-        fmt,
-        output,
-        lambda: explanation_renderable(explanation),
-        lambda: EXPLANATION_RENDERERS[fmt](explanation),
-    )
+    show("explain", explanation, fmt, output)
     exit_if_malicious(explanation.report)
     if explanation.problems:
         sys.exit(EXIT_FOUND_PROBLEM)
@@ -235,10 +233,10 @@ def explain(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text: one line each; json: JSON lines.",
+    help="text: one line per file; json: one document, a source per file; md: a table.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @click.option(
@@ -277,53 +275,14 @@ def scan(
     reader gets an error line and the scan goes on. Exits 1 if any checkpoint could not be read
     (its line says why) or if a verdict reaches --fail-on.
     """
-    import json
-
-    from paramscope.core.printable import visible
-    from paramscope.ops.scan import failing
-    from paramscope.ops.scan import scan as scan_folder
+    from paramscope.api import scan as scan_folder
 
     memory = max_memory * 1024 * 1024 if max_memory else None
-    lines = scan_folder(folder, timeout=timeout, max_memory=memory)
-    if fmt == "json":
-        text = "".join(json.dumps(line.as_dict()) + "\n" for line in lines)
-    else:
-        text = (
-            "".join(_scan_row(line) + "\n" for line in lines) or f"no checkpoints under {visible(folder)}\n"
-        )
-    emit(text, output, inputs=[line.path for line in lines])  # files scanned, in worker processes
-    if any(line.error for line in lines) or failing(lines, fail_on):
+    scanned = scan_folder(folder, timeout=timeout, max_memory=memory)
+    files = [line.path for line in scanned.lines]  # read in worker processes: never overwritten
+    show("scan", scanned, fmt, output, inputs=files)
+    if scanned.errors or scanned.failing(fail_on):
         sys.exit(EXIT_FOUND_PROBLEM)
-
-
-SCAN_NAMES = 3  # names shown in a scan line's verdict
-
-
-def _verdict_cell(verdict) -> str:
-    """`  pickle: MALICIOUS (posix.system)`, `  pickle: needs-code (a, b, c +2)`, `  pickle: data-only`."""
-    if verdict is None:
-        return ""
-    names = [name for name, _ in verdict.malicious] or list(verdict.needs_code)
-    if not names:
-        return f"  pickle: {verdict.verdict}"
-    more = f" +{len(names) - SCAN_NAMES:,}" if len(names) > SCAN_NAMES else ""
-    label = "MALICIOUS" if verdict.malicious else str(verdict.verdict)
-    return f"  pickle: {label} ({', '.join(names[:SCAN_NAMES])}{more})"
-
-
-def _scan_row(line) -> str:
-    """One text line of `scan`: the file's counts and verdict, its error, or why it was skipped."""
-    from paramscope.core.units import keras_size
-
-    if line.error:
-        return f"{line.shown_path}  error: {line.error}"
-    if line.skipped:
-        return f"{line.shown_path}  skipped: {line.skipped}"
-    trainable = f"  trainable {line.trainable:,}" if line.trainable else ""
-    return (
-        f"{line.shown_path}  {line.kind}  {line.tensors:,} tensors  {line.params:,} params  "
-        f"{keras_size(line.bytes)}{trainable}{_verdict_cell(line.pickle)}"
-    )
 
 
 class OrderedRulesCommand(click.Command):
@@ -376,16 +335,15 @@ def freeze(
     last:N or all. Rules apply in the order given; later rules win. The model is not changed.
     """
     from paramscope.api import freeze as plan_model
-    from paramscope.render.freeze import FREEZE_RENDERERS, freeze_renderable
     from paramscope.sources.reference import parse_factory_args
 
     rules = ordered_rules(freeze_, unfreeze)
     plan = plan_model(model, rules=rules, **parse_factory_args(factory_args))
     if out:
-        from paramscope.ops.freeze_out import write_plan
+        from paramscope.api import write_plan
 
         write_plan(plan, out, force=force)
-    show(fmt, output, lambda: freeze_renderable(plan), lambda: FREEZE_RENDERERS[fmt](plan))
+    show("freeze", plan, fmt, output)
     exit_if_malicious(plan.report)
 
 
@@ -441,7 +399,6 @@ def audit(
     pitfall and its fix. Exits 1 when the step contradicts the roles (for CI).
     """
     from paramscope.api import audit as audit_model
-    from paramscope.render.audit import AUDIT_RENDERERS, audit_renderable
     from paramscope.sources.reference import parse_factory_args
 
     rules = ordered_rules(freeze_, unfreeze)
@@ -454,48 +411,41 @@ def audit(
         input_shape=input_shape,
         **parse_factory_args(factory_args),
     )
-    show(fmt, output, lambda: audit_renderable(result), lambda: AUDIT_RENDERERS[fmt](result))
+    show("audit", result, fmt, output)
     if result.failed:
         sys.exit(EXIT_FOUND_PROBLEM)
 
 
 @cli.command()
 @model_arguments
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @handles_errors
 def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None) -> None:
     """The freezing pitfalls MODEL falls into. Exits 1 on an error-severity finding, or when
     MODEL is a malicious pickle (for CI)."""
-    import json
-
     from paramscope.api import lint as lint_model
-    from paramscope.render.freeze import findings_renderables
-    from paramscope.render.json import SCHEMA_VERSION, file_facts
-    from paramscope.render.text import malicious_panel, source_line
     from paramscope.sources.reference import parse_factory_args
 
     report, findings = lint_model(model, **parse_factory_args(factory_args))
-    if fmt == "json":
-        data = {
-            "schema_version": SCHEMA_VERSION,
-            "source": {"kind": report.source.kind, "path": report.source.path},
-            "findings": [f.as_dict() for f in findings],
-            **file_facts(report),
-        }
-        emit(json.dumps(data, indent=2) + "\n", output)
-    else:
-        from rich.console import Group
-        from rich.text import Text
-
-        from paramscope.render.text import plain_text
-
-        found = findings_renderables(findings) or [Text("No pitfall found.", style="green")]
-        page = Group(*malicious_panel(report), source_line(report), *found)
-        show(fmt, output, lambda: page, lambda: plain_text(page))
+    show("lint", (report, findings), fmt, output)
     exit_if_malicious(report)
     if any(f.severity == "error" for f in findings):
         sys.exit(EXIT_FOUND_PROBLEM)
+
+
+@cli.command()
+@click.argument("command", required=False, type=click.Choice(COMMANDS))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def schema(command: str | None, output: str | None) -> None:
+    """The JSON Schema (draft 2020-12) of COMMAND's `--format json` output; without COMMAND,
+    one schema that every command's output validates against."""
+    import json
+
+    from paramscope.schema import schema as load_schema
+
+    emit(json.dumps(load_schema(command), indent=2) + "\n", output)
 
 
 @cli.command()

@@ -14,11 +14,11 @@ from rich.console import Console, Group
 from rich.rule import Rule
 from rich.text import Text
 
-from paramscope.core.breakdown import by_layer_type
+from paramscope.core.breakdown import by_layer_type, layers_below
 from paramscope.core.report import Report, Role
 from paramscope.core.units import count
 from paramscope.errors import InputError
-from paramscope.render.text import summary_renderable
+from paramscope.render import renderable
 
 CLASSES = 23
 INPUT_SHAPE = (224, 224, 3)
@@ -57,9 +57,7 @@ def reading(before: Report, after: Report, base_path: str) -> list[Text]:
     head = [t for t in after.tensors() if t.role is Role.TRAINABLE and t.counted]
     head_text = ", ".join(f"{t.path} {tuple(t.shape)}" for t in head)
     head_sum = " + ".join(" × ".join(str(d) for d in t.shape) for t in head)
-    base_node = next(n for n in after.nodes() if n.path == base_path)
-    base_layers = sum(1 for _ in base_node.walk()) - 1
-    base_weighted = sum(1 for n in base_node.walk() if n.tensors)
+    base = layers_below(next(n for n in after.nodes() if n.path == base_path))
     state = tb["state"]
     return [
         Text.assemble(
@@ -82,8 +80,8 @@ def reading(before: Report, after: Report, base_path: str) -> list[Text]:
         ),
         Text.assemble(("3. Layers", "bold"), f" — model.layers: {len(after.root.children)} top-level layers"),
         Text(
-            f"   The base is one layer of the outer model, holding {base_layers} layers, "
-            f"{base_weighted} of them with weights. Freezing it is one flag; it switches off "
+            f"   The base is one layer of the outer model, holding {base.layers} layers, "
+            f"{base.weighted} of them with weights. Freezing it is one flag; it switches off "
             f"{ta['frozen'].tensors} tensors."
         ),
         Text.assemble(
@@ -116,9 +114,9 @@ def run_demo(console: Console | None = None) -> tuple[Report, Report]:
     )
     model, base = build_transfer_model()
     before = inspect(model)
-    console.print(Group(Rule("Before: everything trainable"), summary_renderable(before, depth=1)))
+    console.print(Group(Rule("Before: everything trainable"), renderable("summary", before, depth=1)))
     base.trainable = False
     after = inspect(model)
-    console.print(Group(Rule(f"After: {base.name}.trainable = False"), summary_renderable(after, depth=1)))
+    console.print(Group(Rule(f"After: {base.name}.trainable = False"), renderable("summary", after, depth=1)))
     console.print(Group(Rule("What the numbers mean"), *reading(before, after, base.name)))
     return before, after

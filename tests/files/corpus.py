@@ -209,7 +209,7 @@ def broken_files() -> dict[str, tuple[str, bytes, str]]:
         "npz-object-array": (
             "a.npz",
             _npz({"x": np.array([None, 1], dtype=object)}),
-            "an object array inside an .npz",
+            "holds no numeric arrays",
         ),
         "npy-truncated": ("a.npy", _npy(np.zeros(3))[:9], "npy header"),
         "zip-absolute-member": ("a.pt", _zip({"/etc/archive/data.pkl": b"."}), "absolute or parent path"),

@@ -50,9 +50,9 @@ PRELOAD = (  # what reading any format imports: imported once here, shared by ev
     "paramscope.sources.keras_file",
     "paramscope.sources.keras_shards",
     "paramscope.sources.h5_file",
-    "paramscope.render.json",
-    "paramscope.render.markdown",
-    "paramscope.render.text",
+    "paramscope.render.summary.json",
+    "paramscope.render.summary.markdown",
+    "paramscope.render.summary.text",
     "numpy.lib.format",
     "h5py",
     "gguf",
@@ -94,12 +94,12 @@ def _where(exc: BaseException) -> str:
 def _report_facts(report) -> dict:
     """The report rendered as the CLI renders it (JSON, text, Markdown), its totals, warnings
     and pickle verdict, and whatever in its text a terminal must not receive."""
-    from paramscope.render import render_json, render_markdown, render_text
+    from paramscope.render import render
 
-    json.loads(render_json(report))
-    text = render_text(report) + render_markdown(report)
+    json.loads(render("summary", report, "json"))
+    text = render("summary", report, "text") + render("summary", report, "md")
     if sum(1 for _ in report.tensors()) <= SHOW_TENSORS_UP_TO:
-        text += render_text(report, show_tensors=True)
+        text += render("summary", report, "text", show_tensors=True)
     text.encode("utf-8")  # what a terminal or a file receives: lone surrogates fail here
     groups = [g for g in (report.optimizer, report.metrics, report.constants) if g is not None]
     totals = {role: t.as_dict() for role, t in report.totals.items()}

@@ -21,12 +21,12 @@ import paramscope
 from paramscope.core.printable import one_line, visible
 from paramscope.core.tree import UniqueNames
 from paramscope.errors import InputError
-from paramscope.render.json import render_json
-from paramscope.render.text import render_text
+from paramscope.render import render
 from paramscope.sources.boundary import load_json, shape_of
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
 from tests.files import pickles
 from tests.files.corpus import legacy_torch
+from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,21 +165,21 @@ def test_names_cannot_forge_output(tmp_path: Path) -> None:
     hostile = "a\x1b[2J\x1b]0;pwned\x07b\nc\x00d\u202ee\udcff"
     data = pickles.state_dict([(hostile, pickles.tensor("0", 4))])
     report = paramscope.inspect(write(tmp_path, "names.pt", pickles.torch_zip(data, {"0": 16})))
-    text = render_text(report, show_tensors=True)
+    text = render("summary", report, "text", show_tensors=True)
     for raw in ("\x1b", "\x07", "\x00", "\u202e", "\udcff"):
         assert raw not in text
     assert "\\x1b[2J" in text
     rows = [line for line in text.splitlines() if "pwned" in line]
     assert len(rows) == 1  # the newline forged no second line
-    json.loads(render_json(report))  # valid JSON, encodable
+    validated(render("summary", report, "json"))  # valid JSON, encodable, as published
 
 
 def test_a_2000_level_name_renders(tmp_path: Path) -> None:
     name = ".".join("a" * 2000)
     data = pickles.state_dict([(name, pickles.tensor("0", 4))])
     report = paramscope.inspect(write(tmp_path, "deep.pt", pickles.torch_zip(data, {"0": 16})))
-    assert json.loads(render_json(report))["totals"]["all"]["params"] == 4
-    assert render_text(report, depth=None)
+    assert validated(render("summary", report, "json"))["totals"]["all"]["params"] == 4
+    assert render("summary", report, "text", depth=None)
 
 
 def test_overlong_names_are_refused(tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ def test_memory_growth_limit_is_a_second_wall() -> None:
     """In a single-threaded process, a read that escapes its budget meets an address-space
     limit (MemoryError), and the limit is gone after the read."""
     script = (
-        "from paramscope.sources.oslimits import memory_growth_limit\n"
+        "from paramscope.core.oslimits import memory_growth_limit\n"
         "try:\n"
         "    with memory_growth_limit(64 * 2**20):\n"
         "        bytearray(512 * 2**20)\n"
@@ -350,7 +350,7 @@ def test_file_names_are_shown_escaped(tmp_path: Path) -> None:
     assert "\x1b" not in str(caught.value) and "evil\\x1b[2J\\n.pt" in str(caught.value)
     np.save(tmp_path / "arr\x1b]0;t\x07.npy", np.zeros(3, dtype=np.float32))
     report = paramscope.inspect(tmp_path / "arr\x1b]0;t\x07.npy")
-    text = render_text(report)
+    text = render("summary", report, "text")
     assert "\x1b" not in text and "\x07" not in text and "arr\\x1b]0;t\\x07" in text
 
 

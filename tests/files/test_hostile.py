@@ -99,16 +99,22 @@ def test_beside_weights_is_a_file_torch_loads(container: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("container", ["zip", "legacy"])
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
-def test_payload_alone_is_refused_naming_the_global(name: str, container: str, tmp_path: Path) -> None:
-    """A pickle that holds no tensor is no checkpoint; its refusal says what it reaches."""
+def test_payload_alone_is_judged_malicious(name: str, container: str, tmp_path: Path) -> None:
+    """A pickle that holds no tensor and reaches a dangerous global (the usual exploit) keeps
+    its verdict: a report with no counts, or — where the rest of the container cannot be read
+    (the legacy layout needs its storage list) — a refusal that says what it reaches."""
     payload, dotted = PAYLOADS[name]
     path = tmp_path / "model.pt"
     path.write_bytes(container_bytes(payload, container))
-    with pytest.raises(InputError) as caught:
-        paramscope.inspect(path)
-    message = str(caught.value)
-    assert "malicious pickle (reaches " in message and dotted in message
-    assert "model.pt" in message and "\n" not in message
+    try:
+        report = paramscope.inspect(path)
+    except InputError as refused:
+        message = str(refused)
+        assert "malicious pickle (reaches " in message and dotted in message
+        assert "model.pt" in message and "\n" not in message
+        return
+    assert report.pickle.verdict.value == "malicious" and report.totals["all"].tensors == 0
+    assert any(dotted in reached for reached, _ in report.pickle.malicious)
 
 
 @pytest.mark.parametrize(
@@ -129,14 +135,15 @@ def test_cli_reports_then_exits_1(name: str, tmp_path: Path) -> None:
     assert written["pickle"]["verdict"] == "malicious" and written["totals"]["all"]["params"] == 6
 
 
-def test_cli_refuses_a_payload_alone_in_one_line_exit_2(tmp_path: Path) -> None:
+def test_cli_reports_a_payload_alone_then_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "model.bin"
     path.write_bytes(torch_zip(PAYLOADS["os-system-global"][0]))
     result = run_cli(path)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"paramscope: error: {path}: malicious pickle")
-    assert not (tmp_path / "out.json").exists()
+    assert len(lines) == 1 and lines[0].startswith(f"paramscope: {path}: malicious pickle")
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["pickle"]["verdict"] == "malicious" and written["totals"]["all"]["tensors"] == 0
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))

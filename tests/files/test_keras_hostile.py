@@ -24,8 +24,8 @@ import paramscope
 from paramscope.core.report import Role
 from paramscope.errors import InputError
 from paramscope.ops.explain import explain_layers
-from paramscope.ops.freeze_out import write_plan
 from paramscope.sources.budget import ReadBudget
+from paramscope.sources.freeze_out import write_plan
 from paramscope.sources.hdf5_structure import structure_of
 from paramscope.sources.sandbox import Sandboxed, parse_reply
 from paramscope.specs.lookup import NoFormula, spec_for

@@ -17,11 +17,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import paramscope
 from paramscope.core.report import Report
 from paramscope.ops.scan import MAX_VERDICT_NAMES, ScanLine, _parse_answer, scan
 from paramscope.sources.detect import read_file
 from tests.files.corpus import WEIGHT_STORAGE, beside_weights, global_call, torch_zip
 from tests.files.writers import write_all
+from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +42,8 @@ def test_scan_folder(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 1, result.stderr  # one checkpoint is malicious
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    by_name = {Path(line["path"]).name: line for line in lines}
+    lines = validated(result.stdout)["files"]
+    by_name = {Path(line["source"]["path"]).name: line for line in lines}
     assert "config.json" not in by_name and "notes.txt" not in by_name
     evil = by_name["evil.pt"]
     assert (evil["error"], evil["params"]) == (None, 6)
@@ -49,6 +51,7 @@ def test_scan_folder(tmp_path: Path) -> None:
         "verdict": "malicious",
         "needs_code": [],
         "malicious": [{"global": "os.system", "does": "runs commands or touches files"}],
+        "refused_protocols": [],
     }
     for path in written:
         assert by_name[path.name]["error"] is None
@@ -135,8 +138,10 @@ def test_special_files_and_linked_folders_are_never_opened(tmp_path: Path) -> No
         (folder / "linked").symlink_to(outside, target_is_directory=True)
         result = _run_scan(folder, "--format", "json")
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(Path(line["path"]).name, line["params"]) for line in lines] == [("model.pt", CHECKPOINT_PARAMS)]
+    lines = validated(result.stdout)["files"]
+    assert [(Path(line["source"]["path"]).name, line["params"]) for line in lines] == [
+        ("model.pt", CHECKPOINT_PARAMS)
+    ]
 
 
 def _read_or_hang(path: Path) -> Report:
@@ -215,7 +220,7 @@ def test_workers_are_spawned_while_threads_run(tmp_path: Path) -> None:
     waiting = threading.Thread(target=stop.wait)
     waiting.start()
     try:
-        lines = scan(tmp_path, workers=2)
+        lines = paramscope.scan(tmp_path, workers=2).lines
     finally:
         stop.set()
         waiting.join()
@@ -239,7 +244,7 @@ def test_file_names_cannot_forge_output(tmp_path: Path) -> None:
     assert sorted(row.split("  ")[0].rsplit("/", 1)[1] for row in rows) == sorted(FORGED_NAMES.values())
     listed = _run_scan(tmp_path, "--format", "json")
     assert listed.returncode == 0, listed.stderr
-    paths = [json.loads(row)["path"] for row in listed.stdout.split("\n")[:-1]]
+    paths = [line["source"]["path"] for line in validated(listed.stdout)["files"]]
     assert all(path.isprintable() for path in paths)
     assert sorted(Path(path).name for path in paths) == sorted(FORGED_NAMES.values())
 
@@ -250,7 +255,7 @@ def test_damaged_files_named_like_checkpoints_are_listed(tmp_path: Path) -> None
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("not a checkpoint, not named like one")
     (tmp_path / "empty.txt").write_bytes(b"")
-    lines = {Path(line.path).name: line for line in scan(tmp_path)}
+    lines = {Path(line.path).name: line for line in paramscope.scan(tmp_path).lines}
     assert sorted(lines) == ["empty.safetensors", "truncated.pt", "whole.pt"]
     assert lines["empty.safetensors"].error == "empty file"
     assert lines["truncated.pt"].error and lines["truncated.pt"].params == 0
@@ -262,13 +267,13 @@ def test_timeout_and_max_memory_options(tmp_path: Path) -> None:
     save_file({f"layer{i}.weight": torch.zeros(1) for i in range(20_000)}, tmp_path / "many.safetensors")
     roomy = _run_scan(tmp_path, "--format", "json", "--timeout", "60", "--max-memory", "512")
     assert roomy.returncode == 0, roomy.stderr
-    assert json.loads(roomy.stdout)["tensors"] == 20_000
+    assert validated(roomy.stdout)["files"][0]["tensors"] == 20_000
     tight = _run_scan(tmp_path, "--format", "json", "--max-memory", "1")
     assert tight.returncode == 1, tight.stderr
-    assert json.loads(tight.stdout)["error"] == "exceeded the memory limit"
+    assert validated(tight.stdout)["files"][0]["error"] == "exceeded the memory limit"
     hurried = _run_scan(tmp_path, "--format", "json", "--timeout", "0.000001")
     assert hurried.returncode == 1, hurried.stderr
-    error = json.loads(hurried.stdout)["error"]
+    error = validated(hurried.stdout)["files"][0]["error"]
     assert error == "exceeded 1e-06 s" or error.startswith("reading took longer"), error
 
 
@@ -300,6 +305,7 @@ def test_a_workers_verdict_is_validated_and_escaped() -> None:
         "verdict": "malicious",
         "needs_code": ["a\x1b[2Jb"],
         "malicious": [{"global": "os.system", "does": "x"}],
+        "refused_protocols": [],
     }
     line = _parse_answer("m.pt", _answer(verdict))
     assert line.pickle.needs_code == ("a\\x1b[2Jb",) and line.pickle.malicious == (("os.system", "x"),)

@@ -28,10 +28,11 @@ import paramscope
 from paramscope import InputError
 from paramscope.core.printable import visible
 from paramscope.core.report import Report, Role
+from paramscope.core.unread import RecognisedNotRead
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flatbuffer import root_table
 from paramscope.sources.protobuf import read_varint
-from paramscope.sources.protobuf_kinds import RecognisedNotRead, protobuf_kind
+from paramscope.sources.protobuf_kinds import protobuf_kind
 from paramscope.sources.savedmodel import read_savedmodel
 from paramscope.sources.tensor_bundle import TABLE_MAGIC
 from paramscope.sources.tflite_file import read_tflite

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
+import io
 import os
 import pickle
 import subprocess
@@ -23,6 +23,7 @@ import torch
 
 import paramscope
 from paramscope.core.report import Verdict
+from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,8 +150,8 @@ def test_a_trojaned_checkpoint_is_counted_warned_first_and_exits_1(files, name: 
     assert stdout.index("posix.system") < stdout.index("Layer (type)") < stdout.index("All ")
     stderr = text.stderr.strip().splitlines()
     assert len(stderr) == 1 and "malicious pickle: it reaches posix.system" in stderr[0]
-    counted = json.loads(cli("summary", str(files[name]), "--format", "json").stdout)
-    clean = json.loads(cli("summary", str(files["state_dict.pt"]), "--format", "json").stdout)
+    counted = validated(cli("summary", str(files[name]), "--format", "json").stdout)
+    clean = validated(cli("summary", str(files["state_dict.pt"]), "--format", "json").stdout)
     assert counted["totals"] == clean["totals"]
     assert counted["totals"]["all"]["params"] == stored_numel(small_model())
     assert counted["pickle"]["malicious"] == [
@@ -199,7 +200,8 @@ def test_quiet_verdicts_are_one_line_under_the_source(files) -> None:
 
 
 def check_pickle_shape(pickled: dict) -> None:
-    assert set(pickled) == {"verdict", "needs_code", "malicious"}
+    assert set(pickled) == {"verdict", "needs_code", "malicious", "refused_protocols"}
+    assert pickled["refused_protocols"] == []  # torch.save writes protocol 2
     assert pickled["verdict"] in {verdict.value for verdict in Verdict}
     assert all(isinstance(name, str) for name in pickled["needs_code"])
     for entry in pickled["malicious"]:
@@ -217,7 +219,7 @@ def check_pickle_shape(pickled: dict) -> None:
     ],
 )
 def test_json_carries_the_verdict(files, name: str, verdict: str) -> None:
-    data = json.loads(cli("summary", str(files[name]), "--format", "json").stdout)
+    data = validated(cli("summary", str(files[name]), "--format", "json").stdout)
     check_pickle_shape(data["pickle"])
     assert data["pickle"]["verdict"] == verdict
     assert (data["pickle"]["malicious"] != []) == (verdict == "malicious")
@@ -229,7 +231,7 @@ def test_files_that_are_not_pickles_have_no_verdict(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
     save_file(small_model().state_dict(), tmp_path / "model.safetensors")
-    data = json.loads(cli("summary", str(tmp_path / "model.safetensors"), "--format", "json").stdout)
+    data = validated(cli("summary", str(tmp_path / "model.safetensors"), "--format", "json").stdout)
     assert data["pickle"] is None and data["metadata"] == {}
 
 
@@ -248,7 +250,7 @@ def test_scan_fails_on_needs_code_only_when_asked(files, tmp_path: Path) -> None
     strict = cli("scan", str(folder), "--fail-on", "needs-code", "--format", "json")
     assert strict.returncode == 1, strict.stderr
     verdicts = {
-        Path(line["path"]).name: line["pickle"] for line in map(json.loads, strict.stdout.splitlines())
+        Path(line["source"]["path"]).name: line["pickle"] for line in validated(strict.stdout)["files"]
     }
     assert {name: pickled["verdict"] for name, pickled in verdicts.items()} == {
         "namespace.pt": "needs-code",
@@ -267,3 +269,142 @@ def test_scan_fails_on_a_trojan_unless_told_not_to(files, tmp_path: Path) -> Non
     assert rows["state_dict.pt"].endswith("  pickle: data-only")
     assert cli("scan", str(folder), "--fail-on", "needs-code").returncode == 1
     assert cli("scan", str(folder), "--fail-on", "none").returncode == 0
+
+
+@pytest.mark.parametrize("protocol", [1, 2, 3, 4, 5])
+def test_data_only_names_the_protocols_weights_only_refuses(protocol: int, tmp_path: Path) -> None:
+    """torch's weights_only loader implements the opcodes of protocols 2 and 3: a data-only
+    file written in another protocol imports nothing, yet weights_only=True refuses it."""
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path, pickle_protocol=protocol)
+    verdict = paramscope.inspect(path).pickle
+    assert verdict.verdict.value == "data-only"
+    try:
+        torch.load(path, weights_only=True)
+        loads = True
+    except Exception:
+        loads = False
+    assert loads == (verdict.refused_protocols == ())
+
+
+def test_new_dtypes_and_quantized_tensors_are_read(tmp_path: Path) -> None:
+    """UntypedStorage (float8, uint16: the dtype comes from _rebuild_tensor_v3) and
+    _rebuild_qtensor records, as torch.load(weights_only=True) reads them. (torch 2.13 cannot
+    load the legacy format's copy of these dtypes itself, so only the zip format is compared.)"""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = {
+            "f8": torch.zeros(4, 3).to(torch.float8_e4m3fn),
+            "u16": torch.zeros(5, dtype=torch.uint16),
+            "q": torch.quantize_per_tensor(torch.rand(3, 3), 0.1, 2, torch.qint8),
+        }
+    path = tmp_path / "model.pt"
+    torch.save(state, path)
+    loaded = torch.load(path, weights_only=True)
+    report = paramscope.inspect(path)
+    assert {t.path: (t.shape, t.params) for t in report.tensors()} == {
+        name: (tuple(t.shape), t.numel()) for name, t in loaded.items()
+    }
+    assert report.pickle.verdict.value == "data-only"
+
+
+EVASIONS = [  # (module, name) a pickle can name, each resolving to something that runs code
+    ("torch", "os.system"),
+    ("torch.serialization", "os.system"),
+    ("argparse", "_os.system"),
+    ("torch", "os"),
+    ("torch.storage", "_load_from_bytes"),
+    ("torch.fx.graph_module", "reduce_graph_module"),
+    ("cProfile", "run"),
+    ("site", "addsitedir"),
+    ("pydoc", "pipepager"),
+    ("uuid", "_popen"),
+    ("_posixsubprocess", "fork_exec"),
+    ("torch.ops", "load_library"),
+    ("pathlib", "Path.write_text"),
+    ("sqlite3", "connect"),
+    ("collections", "OrderedDict.__init__.__globals__"),
+    ("builtins", "type"),
+    ("logging", "FileHandler"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), EVASIONS, ids=[f"{m}.{n}" for m, n in EVASIONS])
+def test_names_that_reach_code_are_malicious(module: str, name: str, tmp_path: Path) -> None:
+    """Dotted attribute paths (STACK_GLOBAL resolves them through a module's imports), dunder
+    attributes and the less famous ways to run a command: all malicious, beside real weights."""
+    from tests.files.pickles import global_, state_dict, tensor, text, torch_zip
+
+    payload = global_(module, name) + b"(" + text("touch MARKER") + b"tR"
+    path = tmp_path / "model.pt"
+    path.write_bytes(torch_zip(state_dict([("w", tensor("0", 6)), ("x", payload)]), {"0": 24}))
+    report = paramscope.inspect(path)
+    assert report.pickle.verdict.value == "malicious", report.pickle
+    assert report.totals["all"].params == 6
+
+
+def test_a_malicious_pickle_without_tensors_keeps_its_verdict(tmp_path: Path) -> None:
+    """The usual exploit carries no weights: its verdict is the report (exit 1), not 'holds no
+    tensors' (exit 2)."""
+    from tests.files.pickles import PROTO, STOP, global_, text, torch_zip
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(
+        torch_zip(PROTO + global_("os", "system") + b"(" + text("touch MARKER") + b"tR" + STOP, {})
+    )
+    report = paramscope.inspect(path)
+    assert report.pickle.verdict.value == "malicious" and report.totals["all"].tensors == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope", "summary", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    harmless = tmp_path / "empty.pt"
+    harmless.write_bytes(torch_zip(PROTO + b"}" + STOP, {}))
+    with pytest.raises(paramscope.InputError, match="holds no tensors"):
+        paramscope.inspect(harmless)
+
+
+def test_a_call_in_the_legacy_magic_is_read_and_judged(tmp_path: Path) -> None:
+    """torch.load unpickles the legacy format's first pickle (the magic number) before it checks
+    it: `max(os.system(cmd), MAGIC)` there runs, then the model loads normally."""
+    buffer = io.BytesIO()
+    torch.save(torch.nn.Linear(3, 2).state_dict(), buffer, _use_new_zipfile_serialization=False)
+    data = buffer.getvalue()
+    magic_end = 2 + 2 + 10 + 1  # PROTO 2, LONG1 of 10 bytes, STOP
+    call = (
+        b"\x80\x02cbuiltins\nmax\n(cos\nsystem\n(X\x0c\x00\x00\x00touch MARKERtR"
+        + data[2 : magic_end - 1]
+        + b"tR."
+    )
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(call + data[magic_end:])
+    report = paramscope.inspect(path)
+    assert report.pickle.verdict.value == "malicious"
+    assert report.totals["all"].params == 8
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_object_arrays_are_walked_and_judged(suffix: str, tmp_path: Path) -> None:
+    """`np.save` of a dict of arrays: the arrays count and the verdict is needs-code (np.load
+    needs allow_pickle=True); the same file carrying a payload is malicious, arrays or not."""
+    import numpy as np
+
+    weights = np.array({"w": np.zeros((3, 4), "float32"), "b": {"bias": np.arange(5)}}, dtype=object)
+    trojan = np.array([SystemCall(f"touch {tmp_path / 'MARKER'}")], dtype=object)
+    for name, value, verdict, tensors in (
+        ("weights", weights, "needs-code", 2),
+        ("trojan", trojan, "malicious", 0),
+    ):
+        path = tmp_path / f"{name}{suffix}"
+        if suffix == ".npy":
+            np.save(path, value, allow_pickle=True)
+        else:
+            np.savez(path, value=value)
+        report = paramscope.inspect(path)
+        assert (report.pickle.verdict.value, report.totals["all"].tensors) == (verdict, tensors)
+    assert not (tmp_path / "MARKER").exists()

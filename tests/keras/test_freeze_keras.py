@@ -16,8 +16,18 @@ BASE = "mobilenetv2_1.00_224"
 
 @pytest.fixture(scope="module")
 def seed():
+    """One seed model for the module; ``applied_seed`` undoes what a test applies to it."""
     model, _ = build_transfer_model()
     return model
+
+
+@pytest.fixture
+def applied_seed(seed):
+    """The seed for a test that changes its flags, handed back with every layer trainable."""
+    assert all(layer.trainable for layer in seed._flatten_layers())
+    yield seed
+    for layer in seed._flatten_layers():  # each flag: on tensorflow a parent's does not reach them
+        layer.trainable = True
 
 
 def roles(report):
@@ -86,8 +96,8 @@ def test_selector_matching_nothing_names_it_and_suggests(seed) -> None:
     ],
     ids=["base", "base-then-top", "batchnorm", "all-then-head"],
 )
-def test_simulation_equals_applying(rules) -> None:
-    model, _ = build_transfer_model()
+def test_simulation_equals_applying(applied_seed, rules) -> None:
+    model = applied_seed
     plan = paramscope.freeze(model, rules=rules)
     simulated = {path: role for path, role in plan.roles_after.items()}
     applied = paramscope.freeze(model, rules=rules, apply=True)
@@ -108,7 +118,7 @@ def test_simulation_leaves_model_bit_identical(seed) -> None:
 def test_out_keras_reloads_with_the_planned_roles(seed, tmp_path) -> None:
     rules = [("freeze", BASE), ("unfreeze", f"{BASE}/block_16_*")]
     plan = paramscope.freeze(seed, rules=rules)
-    from paramscope.ops.freeze_out import write_plan
+    from paramscope.sources.freeze_out import write_plan
 
     out = write_plan(plan, tmp_path / "frozen.keras")
     assert all(layer.trainable for layer in seed._flatten_layers())  # the live model is untouched
@@ -124,6 +134,7 @@ def test_out_keras_reloads_with_the_planned_roles(seed, tmp_path) -> None:
     assert paramscope.inspect(tmp_path / "again.keras").totals["trainable"].tensors == 2
 
 
+@pytest.mark.sweep  # the CLI freezes a torch module whatever KERAS_BACKEND is: one run is enough
 def test_cli_out_refuses_to_overwrite(tmp_path) -> None:
     import subprocess
     import sys
@@ -150,15 +161,14 @@ def test_cli_out_refuses_to_overwrite(tmp_path) -> None:
     assert target.read_text() == "keep"
 
 
-def test_out_h5_refused_with_the_reason(tmp_path) -> None:
+def test_out_h5_refused_with_the_reason(seed, tmp_path) -> None:
     """Rewriting flags in a legacy .h5 would break Keras's own loader (weights are listed
     trainable-first); paramscope refuses instead of writing an unloadable file."""
-    model, _ = build_transfer_model()
     source = tmp_path / "model.h5"
-    model.save(source)
+    seed.save(source)
     plan = paramscope.freeze(source, freeze=[BASE])
     assert plan.after["trainable"].tensors == 2  # planning a file still works
-    from paramscope.ops.freeze_out import write_plan
+    from paramscope.sources.freeze_out import write_plan
 
     with pytest.raises(InputError, match=r"save it as \.keras"):
         write_plan(plan, tmp_path / "frozen.h5")

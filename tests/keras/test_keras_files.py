@@ -122,7 +122,7 @@ def test_keras_file_with_npz_weights_matches_the_h5_one(tmp_path) -> None:
     allow_pickle=False); the reader must give exactly what the same model saved as h5 gives."""
     from keras.src.saving import saving_lib
 
-    from paramscope.render.json import report_dict
+    from paramscope.render import document
 
     model = _compiled_transfer()
     saving_lib.save_model(model, tmp_path / "npz.keras", weights_format="npz")
@@ -131,7 +131,7 @@ def test_keras_file_with_npz_weights_matches_the_h5_one(tmp_path) -> None:
     assert roles(from_npz) == roles(from_h5) == roles(paramscope.inspect(model))
     assert from_npz.totals["trainable"].tensors == len(model.trainable_weights) == 2
     assert from_npz.optimizer.totals.tensors == len(model.optimizer.variables)
-    npz_dict, h5_dict = report_dict(from_npz), report_dict(from_h5)
+    npz_dict, h5_dict = document("summary", from_npz), document("summary", from_h5)
     npz_dict.pop("source"), h5_dict.pop("source")
     assert npz_dict == h5_dict
 

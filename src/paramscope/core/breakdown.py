@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paramscope.core.report import Report, Role
+from paramscope.core.report import Node, Report, Role
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,16 @@ def by_layer_type(report: Report, role: Role) -> list[TypeCount]:
             entry[2] += sum(t.params for t in owned)
     counts = [TypeCount(kind, *numbers) for kind, numbers in groups.items()]
     return sorted(counts, key=lambda c: (-c.tensors, c.type))
+
+
+@dataclass(frozen=True)
+class LayersBelow:
+    layers: int  # every layer below the node, at any depth
+    weighted: int  # those of them that own tensors
+
+
+def layers_below(node: Node) -> LayersBelow:
+    """What a nested model holds: MobileNetV2 used as one layer of a transfer model holds 154
+    layers, 104 of them with weights, and freezing it is still one flag."""
+    below = [descendant for descendant in node.walk() if descendant is not node]
+    return LayersBelow(len(below), sum(1 for layer in below if layer.tensors))

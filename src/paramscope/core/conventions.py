@@ -24,10 +24,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from paramscope.core.kinds import Family
 from paramscope.core.report import Report, Role, RoleTotals, Tensor
 from paramscope.core.units import count, keras_size
 
-KERAS3_KINDS = frozenset({"keras", "keras_file"})  # a live Keras 3 model, a .keras archive
 FLOAT8_STATE = frozenset({"scale", "amax-history"})  # Tensor.quantized of float8's own variables
 
 
@@ -50,16 +50,22 @@ class KerasCounts:
 def keras2_summary(report: Report) -> bool:
     """Whether tf.keras (Keras 2) prints this model's summary: a live tf.keras model, or a
     legacy ``.h5`` that Keras 2 wrote (its ``keras_version``), which tf.keras loads."""
-    if report.source.kind == "tf_keras":
-        return True
+    kind = report.source.kind
+    if kind.family is not Family.TF_KERAS:
+        return False
     major = re.match(r"\d{1,4}", report.source.framework_version or "")
-    return report.source.kind == "h5" and major is not None and int(major.group()) < 3
+    return kind.live or (major is not None and int(major.group()) < 3)
+
+
+def _keras3(report: Report) -> bool:
+    """A live Keras 3 model or a ``.keras`` archive: Keras 3 counts its variables."""
+    return report.source.kind.family is Family.KERAS
 
 
 def _keras_variables(report: Report) -> Iterator[tuple[Tensor, bool]]:
     """Each counted tensor as a Keras 3 variable (params: its stored elements) and whether
     Keras counts it trainable; a wrapped module's torch buffers are left out."""
-    keras3 = report.source.kind in KERAS3_KINDS
+    keras3 = _keras3(report)
     for node in report.nodes():
         float8_trains = any(t.quantized == "float8" and t.role is Role.TRAINABLE for t in node.tensors)
         for tensor in node.tensors:
@@ -74,7 +80,7 @@ def _keras_variables(report: Report) -> Iterator[tuple[Tensor, bool]]:
 
 def _as_keras_counts(report: Report) -> tuple[RoleTotals, RoleTotals]:
     """(trainable, non-trainable) as Keras totals them; unknown roles count in neither."""
-    if report.source.kind not in KERAS3_KINDS:  # no tensor of these counts differently
+    if not _keras3(report):  # no tensor of these counts differently
         non_trainable = RoleTotals()
         non_trainable += report.totals["frozen"]
         non_trainable += report.totals["state"]
@@ -106,7 +112,7 @@ def keras_counts(report: Report) -> KerasCounts:
 def keras_differences(report: Report) -> list[str]:
     """Why Keras's totals differ from the roles here, one sentence per reason; empty when
     Non-trainable params are exactly frozen + state."""
-    if report.source.kind not in KERAS3_KINDS:
+    if not _keras3(report):
         return []
     float8 = sum(
         tensor.params for tensor, trains in _keras_variables(report) if trains and tensor.role is Role.STATE
@@ -170,6 +176,11 @@ def torch_counts(report: Report) -> dict[str, int]:
         "non_trainable_params": frozen,
         "total_params": trainable + frozen,
     }
+
+
+def torch_parameter_tensors(report: Report) -> int:
+    """How many tensors `model.parameters()` yields: trainable + frozen, each tied tensor once."""
+    return report.totals["trainable"].tensors + report.totals["frozen"].tensors
 
 
 def torch_lines(report: Report) -> list[str]:

@@ -237,12 +237,16 @@ class PickleVerdict:
     verdict: Verdict
     needs_code: tuple[str, ...] = ()  # globals from other packages that loading would import
     malicious: tuple[tuple[str, str], ...] = ()  # (global, what calling it does)
+    # Pickle protocols torch's weights_only loader refuses (it reads 2 and 3): a data-only
+    # file written in protocol 4 imports nothing, yet needs weights_only=False to load.
+    refused_protocols: tuple[int, ...] = ()
 
     def as_dict(self) -> dict:
         return {
             "verdict": self.verdict.value,
             "needs_code": list(self.needs_code),
             "malicious": [{"global": name, "does": does} for name, does in self.malicious],
+            "refused_protocols": list(self.refused_protocols),
         }
 
 
@@ -305,6 +309,7 @@ class Report:
         return self.root.walk()
 
     def __rich__(self):  # `rich.print(report)`
-        from paramscope.render.text import summary_renderable
+        """A display hook: the one import from core into render, made lazily (ARCHITECTURE.md)."""
+        from paramscope.render import renderable
 
-        return summary_renderable(self)
+        return renderable("summary", self)

@@ -1,8 +1,8 @@
 """audit: prove a freeze by doing what training does, then diffing every tensor.
 
-A driver per framework (``audit_torch``, ``audit_keras``) snapshots everything a training
-step can touch (weights, state, gradients, optimizer state, RNG, modes), runs the model's
-real train step ``steps`` times, reports what changed, restores the snapshot and proves the
+A driver per framework (``audit_torch``, ``audit_keras``, behind the ``AuditDriver`` protocol of
+``audit_driver``) snapshots everything a training step can touch (weights, state, gradients,
+optimizer state, RNG, modes), runs the model's real train step ``steps`` times, reports what changed, restores the snapshot and proves the
 restore bit-exact. This module holds what is framework-neutral: the verdict per tensor and
 the findings (pitfall catalogue ids) with a root-cause guess the driver supports with facts.
 
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paramscope.core.dtypes import normalize_dtype
+from paramscope.core.kinds import Family, Kind
 from paramscope.core.report import Node, Report, Role
 from paramscope.errors import InputError
+from paramscope.ops.audit_driver import AuditDriver, Observation, StepFacts, TrainingSetup
 from paramscope.pitfalls.context import Finding
 
-
-@dataclass
-class Observation:
-    """What the driver saw of one tensor across the steps."""
-
-    changed: bool
-    max_abs_delta: float
+LOSS_SCALE_RETRIES = 5  # extra steps while a loss-scaled optimizer skips its updates
 
 
 @dataclass
@@ -50,32 +45,6 @@ class Verdict:
         if self.role is Role.FROZEN or (self.role is Role.STATE and self.frozen_part):
             return "unchanged"
         return "either"
-
-
-@dataclass
-class TrainingSetup:
-    """What the audit trains with; None leaves it to the driver's default."""
-
-    optimizer: object | None = None
-    inputs: object | None = None
-    loss: object | None = None
-    optimizer_name: str | None = None  # build this optimizer instead of the model's
-    lr: float | None = None
-    input_shape: tuple[int, ...] | None = None
-
-
-@dataclass
-class StepFacts:
-    """Evidence the driver gathered for root causes (tensor paths unless said otherwise)."""
-
-    no_gradient: set[str] = field(default_factory=set)  # trainable, and no gradient reached it
-    not_in_optimizer: set[str] = field(default_factory=set)  # trainable, in no param group
-    zero_learning_rate: set[str] = field(default_factory=set)
-    weight_decay: set[str] = field(default_factory=set)  # frozen, in a group with weight decay > 0
-    stale_gradient: set[str] = field(default_factory=set)  # frozen, holding a (zero) gradient
-    optimizer_state: set[str] = field(default_factory=set)  # frozen, with optimizer state
-    stale_compile: list[str] | None = None  # layers whose flag changed since compile()
-    step_error: str | None = None  # the train step raised this
 
 
 @dataclass
@@ -151,7 +120,7 @@ def _listing(paths: list[str]) -> str:
     return f"{shown}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
 
 
-def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> list[Finding]:
+def findings_of(verdicts: list[Verdict], facts: StepFacts, kind: Kind) -> list[Finding]:
     """Contradictions between the roles and what the step did, grouped by their likely cause."""
     if facts.step_error is not None:
         rule = "stale-compile" if facts.stale_compile else "train-step-failed"
@@ -173,7 +142,7 @@ def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> li
         )
         frozen_moved, stuck = [], []
     if frozen_moved:
-        found += _frozen_causes(frozen_moved, facts, framework)
+        found += _frozen_causes(frozen_moved, facts)
     if stuck:
         found += _stuck_causes(stuck, facts, dtypes)
     if drifting:
@@ -183,13 +152,13 @@ def findings_of(verdicts: list[Verdict], facts: StepFacts, framework: str) -> li
                 drifting,
                 f"state inside a frozen part changed: {_listing(drifting)} — the layer still runs "
                 "in training mode and updates its statistics",
-                None if framework == "torch" else "call the frozen base with training=False",
+                None if kind.family is Family.TORCH else "call the frozen base with training=False",
             )
         )
     return found
 
 
-def _frozen_causes(paths: list[str], facts: StepFacts, framework: str) -> list[Finding]:
+def _frozen_causes(paths: list[str], facts: StepFacts) -> list[Finding]:
     explained = [p for p in paths if p in facts.weight_decay | facts.stale_gradient | facts.optimizer_state]
     found = []
     if explained:
@@ -266,62 +235,31 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
     return found
 
 
-LOSS_SCALE_RETRIES = 5
-SIXTEEN_BIT = ("float16", "bfloat16")
+def driver_for(report: Report, setup: TrainingSetup) -> AuditDriver:
+    """The driver of the framework that runs the live model the report was read from."""
+    model = report.root.origin
+    if report.source.kind.family is Family.TORCH:
+        from paramscope.ops.audit_torch import TorchAudit
+
+        return TorchAudit(model, report.origins, setup)
+    from paramscope.ops.audit_keras import KerasAudit
+
+    return KerasAudit(model, report.origins, report.source.kind, setup)
 
 
-def default_learning_rate(trainable_dtypes) -> float:
-    """For the optimizer the audit builds: 16-bit weights round small updates away, so they
-    get a larger step."""
-    return (
-        0.1 if any(normalize_dtype(d) in SIXTEEN_BIT for d in trainable_dtypes) else 0.01
-    )  # extra steps while a loss-scaled optimizer skips its updates
-
-
-def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
-    """Snapshot, ``steps`` real train steps, diff, restore, prove the restore; then judge.
-
-    A train step that raises is a finding when the flags changed since compile (Keras then
-    fails on variables its optimizer never saw), otherwise a bad input (the synthesized
-    inputs or loss did not fit the model).
-    """
+def run_audit(report: Report, driver: AuditDriver, steps: int) -> Audit:
+    """Snapshot, ``steps`` real train steps, diff, restore, prove the restore; then judge."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     driver.snapshot()
-    observed: dict[str, Observation] = {}
-    notes: list[str] = []
-    error: Exception | None = None
     try:
-        try:
-            for _ in range(steps):
-                driver.step()
-            observed = driver.observe()
-            retries = 0
-            while driver.loss_scaled and retries < LOSS_SCALE_RETRIES and _stuck(report, observed):
-                driver.step()
-                observed, retries = driver.observe(), retries + 1
-            if retries:
-                notes.append(
-                    f"the loss-scaled optimizer skipped steps; retried {retries} more before judging"
-                )
-        except InputError:
-            raise
-        except Exception as exc:  # the user's model or optimizer failed inside the step
-            error = exc
+        observed, notes, error = _train(report, driver, steps)
     finally:
         driver.restore()
     restored = driver.restored_exactly()
-    facts = driver.gather_facts()
-    facts.stale_compile = report.changed_since_compile or None
-    if error is not None:
-        if not facts.stale_compile:
-            raise InputError(
-                f"the train step failed ({type(error).__name__}: {str(error)[:200]}); check --input-shape "
-                "or the factory's example_inputs and loss"
-            ) from error
-        facts.step_error = f"{type(error).__name__}: {str(error)[:300]}"
+    facts = _step_facts(report, driver, error)
     verdicts = verdicts_of(report, observed) if error is None else []
-    findings = findings_of(verdicts, facts, framework)
+    findings = findings_of(verdicts, facts, report.source.kind)
     if facts.stale_compile and not any(f.rule == "stale-compile" for f in findings):
         notes.append(
             "trainable flags changed since compile(); on this backend the compiled step followed "
@@ -329,11 +267,7 @@ def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
         )
     if not restored:
         findings.append(
-            _finding(
-                "restore-failed",
-                [],
-                "the model could not be restored bit-exactly after the audit",
-            )
+            _finding("restore-failed", [], "the model could not be restored bit-exactly after the audit")
         )
     return Audit(
         report=report,
@@ -346,6 +280,50 @@ def run_audit(report: Report, driver, steps: int, framework: str) -> Audit:
         inputs=driver.inputs_label,
         notes=notes,
     )
+
+
+def _train(
+    report: Report, driver: AuditDriver, steps: int
+) -> tuple[dict[str, Observation], list[str], Exception | None]:
+    """What ``steps`` train steps changed, notes on them, and the exception a step raised.
+
+    A loss-scaled optimizer that skipped its updates gets up to ``LOSS_SCALE_RETRIES`` more
+    steps. An exception from the user's model or optimizer is returned, not raised: the model
+    is restored first, and whether it is a finding depends on the facts (``_step_facts``).
+    """
+    try:
+        for _ in range(steps):
+            driver.step()
+        observed = driver.observe()
+        retries = 0
+        while driver.loss_scaled and retries < LOSS_SCALE_RETRIES and _stuck(report, observed):
+            driver.step()
+            observed, retries = driver.observe(), retries + 1
+    except InputError:
+        raise
+    except Exception as exc:  # the user's model or optimizer failed inside the step
+        return {}, [], exc
+    notes = (
+        [f"the loss-scaled optimizer skipped steps; retried {retries} more before judging"] if retries else []
+    )
+    return observed, notes, None
+
+
+def _step_facts(report: Report, driver: AuditDriver, error: Exception | None) -> StepFacts:
+    """The driver's evidence, and what a failed step means: a finding when the flags changed
+    since compile (Keras then fails on variables its optimizer never saw), otherwise a bad
+    input (the synthesized inputs or loss did not fit the model)."""
+    facts = driver.gather_facts()
+    facts.stale_compile = report.changed_since_compile or None
+    if error is None:
+        return facts
+    if not facts.stale_compile:
+        raise InputError(
+            f"the train step failed ({type(error).__name__}: {str(error)[:200]}); check --input-shape "
+            "or the factory's example_inputs and loss"
+        ) from error
+    facts.step_error = f"{type(error).__name__}: {str(error)[:300]}"
+    return facts
 
 
 def _stuck(report: Report, observed: dict[str, Observation]) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from paramscope.core.kinds import Family, Kind
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts, TrainingSetup, default_learning_rate
+from paramscope.ops.audit_driver import Observation, StepFacts, TrainingSetup, default_learning_rate
 
 
 def _numpy(variable) -> np.ndarray:
@@ -90,7 +91,7 @@ def _targets(model, x):
 
 
 class KerasAudit:
-    def __init__(self, model, tensors: dict[str, object], generation: str, setup: TrainingSetup) -> None:
+    def __init__(self, model, tensors: dict[str, object], kind: Kind | str, setup: TrainingSetup) -> None:
         optimizer, inputs, loss, lr = setup.optimizer, setup.inputs, setup.loss, setup.lr
         optimizer_name, input_shape = setup.optimizer_name, setup.input_shape
         if not model.built:  # its first step would create the variables the audit must compare
@@ -98,7 +99,8 @@ class KerasAudit:
                 "the model is not built yet: call it once on a batch (model(batch)) or model.build(input_shape), "
                 "then audit"
             )
-        self.model, self.tensors, self.generation = model, tensors, generation
+        self.model, self.tensors = model, tensors
+        self.tf_keras = Kind(kind).family is Family.TF_KERAS  # Keras 2: its own module, optimizers, ops
         self.path_of = {id(variable): path for path, variable in tensors.items()}
         self.keras = self._module()
         self.x = inputs if inputs is not None else synthetic_inputs(model, input_shape)
@@ -128,7 +130,7 @@ class KerasAudit:
 
     # setup ---------------------------------------------------------------------------------
     def _module(self):
-        if self.generation == "tf_keras":
+        if self.tf_keras:
             import tf_keras
 
             return tf_keras
@@ -137,7 +139,7 @@ class KerasAudit:
         return keras
 
     def _is_compiled(self) -> bool:
-        if self.generation == "tf_keras":
+        if self.tf_keras:
             return (
                 getattr(self.model, "optimizer", None) is not None
                 and getattr(self.model, "compiled_loss", None) is not None
@@ -188,7 +190,7 @@ class KerasAudit:
         return extra
 
     def _built(self, optimizer) -> bool:
-        if self.generation == "tf_keras":
+        if self.tf_keras:
             return bool(getattr(optimizer, "_variables", None)) or bool(getattr(optimizer, "built", False))
         return bool(getattr(optimizer, "built", False))
 
@@ -227,7 +229,7 @@ class KerasAudit:
                 self.model.train_function = None  # traced with the clone, dropped at restore
             self.model.train_on_batch(self.x, self.y)
             return
-        backend = "tensorflow" if self.generation == "tf_keras" else self.keras.backend.backend()
+        backend = "tensorflow" if self.tf_keras else self.keras.backend.backend()
         getattr(self, f"_step_{backend}")()
 
     def _loss(self, outputs):
@@ -246,7 +248,7 @@ class KerasAudit:
         return total
 
     def _ops(self):
-        if self.generation == "tf_keras":
+        if self.tf_keras:
             import tensorflow as tf
 
             class _TF:

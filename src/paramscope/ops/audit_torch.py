@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from paramscope.errors import InputError
-from paramscope.ops.audit import Observation, StepFacts, TrainingSetup, default_learning_rate
+from paramscope.ops.audit_driver import Observation, StepFacts, TrainingSetup, default_learning_rate
 
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 

@@ -15,10 +15,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Node, Report, Role, Tensor
 from paramscope.ops.answer import answer
 from paramscope.specs.expr import Expr, Sym, product, total
-from paramscope.specs.lookup import FILE_KINDS, spec_for
+from paramscope.specs.lookup import spec_for
 from paramscope.specs.spec import ANY_NAME, LayerSpec
 
 
@@ -73,7 +74,7 @@ def _as_specified(tensor: Tensor, spec: LayerSpec) -> tuple[int, ...]:
     return unpacked if unpacked is not None and math.prod(unpacked) == tensor.params else tensor.shape
 
 
-def _check(spec: LayerSpec, tensors: list[Tensor], kind: str) -> str | None:
+def _check(spec: LayerSpec, tensors: list[Tensor], kind: Kind) -> str | None:
     """Why the formula and the real tensors disagree, or None. In a live model that is our bug;
     a file's config may simply contradict the weights stored beside it. A quantized layer's
     scales, zero points and amax histories are no weights of the formula; its quantized weight
@@ -92,7 +93,7 @@ def _check(spec: LayerSpec, tensors: list[Tensor], kind: str) -> str | None:
     disagreement = (
         f"the formula gives {spec.formula.value:,} ({listed}) but the layer holds {value:,} ({real})"
     )
-    if kind in FILE_KINDS:
+    if kind.is_file:
         return f"the file's config does not match its weights: {disagreement}."
     return f"paramscope bug: {disagreement}. Please report it."
 
@@ -102,7 +103,7 @@ def _unbuilt_lazy(node: Node) -> bool:
     return node.type.startswith("Lazy") and not any(t.params for t in node.tensors)
 
 
-def _explain_node(node: Node, kind: str) -> tuple[LayerExplanation | None, bool]:
+def _explain_node(node: Node, kind: Kind) -> tuple[LayerExplanation | None, bool]:
     """The explanation of one node and whether it covered the node's whole subtree."""
     try:
         spec = spec_for(kind, node.type, *node.layer_config())

@@ -10,20 +10,22 @@ Semantics are each framework's own:
 * torch: ``requires_grad_`` on every parameter of the module; buffers are never trained, and
   ``requires_grad`` does not stop BatchNorm statistics in ``train()`` mode.
 
-Simulation never touches the model. ``apply=True`` sets the flags on the live model and
-re-inspects it, so the "after" is what the framework itself now says.
+Simulation never touches the model. ``apply_plan`` sets the flags on the live model through
+the frameworks' public setters; the API then re-inspects it, so the "after" is what the
+framework itself now says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paramscope.core.kinds import Freezing
+from paramscope.core.live_facts import LiveFacts
 from paramscope.core.report import Node, Report, Role, RoleTotals, totals_of
 from paramscope.core.select import select
 from paramscope.errors import InputError
+from paramscope.pitfalls import LintContext
 
-KERAS_KINDS = ("keras", "keras_file")
-TF_KERAS_KINDS = ("tf_keras", "h5")
 LEARNABLE = (Role.TRAINABLE, Role.FROZEN)
 
 
@@ -78,22 +80,22 @@ def _owner_node(tensor_path: str) -> str:
 def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> tuple[dict[str, Role], dict | None]:
     """Every tensor's role once the rules are applied, in order, with the framework's semantics,
     and (Keras) every layer's flag then."""
-    kind = report.source.kind
+    freezing = report.source.kind.freezing
     owner: dict[str, str] = {}  # tensor path -> the path of the object it is (aliases share it)
     roles: dict[str, Role] = {}
     for tensor in report.tensors():
         owner[tensor.path] = tensor.shared_with or tensor.path
         roles.setdefault(owner[tensor.path], tensor.role)
-    if kind == "torch":
+    if freezing is Freezing.PER_PARAMETER:
         for rule, nodes in selected:
             for node in nodes:
                 for tensor in node.all_tensors():
                     if roles[owner[tensor.path]] in LEARNABLE:
                         roles[owner[tensor.path]] = Role.TRAINABLE if rule.flag else Role.FROZEN
         return {path: roles[key] for path, key in owner.items()}, None
-    if kind not in KERAS_KINDS + TF_KERAS_KINDS:
+    if freezing is Freezing.NONE:
         raise InputError(
-            f"{report.source.path or kind}: this format stores no trainability, so there is nothing to freeze"
+            f"{report.source.path or report.source.kind}: this format stores no trainability, so there is nothing to freeze"
         )
     node_flag = {node.path: node.trainable is not False for node in report.nodes()}
     # A variable's own flag: known from its role while the root trains; under a frozen root every
@@ -112,7 +114,7 @@ def _simulate(report: Report, selected: list[tuple[Rule, list[Node]]]) -> tuple[
     for path, key in owner.items():
         if roles[key] not in LEARNABLE:
             after[path] = roles[key]
-        elif kind in KERAS_KINDS:  # per variable, under the root's flag
+        elif freezing is Freezing.PER_VARIABLE:  # under the root's flag
             after[path] = Role.TRAINABLE if node_flag[""] and variable_flag[key] else Role.FROZEN
         else:  # per parent: the owning layer and every ancestor must be trainable
             parts = _owner_node(key).split("/") if _owner_node(key) else []
@@ -141,9 +143,8 @@ def _keras_access(node: Node) -> str:
 
 
 def _snippet(report: Report, selected: list[tuple[Rule, list[Node]]]) -> str:
-    kind = report.source.kind
     lines = []
-    if kind == "torch":
+    if report.source.kind.freezing is Freezing.PER_PARAMETER:
         for rule, nodes in selected:
             lines.append(f"# {rule.action} {rule.selector}")
             for node in nodes:
@@ -183,14 +184,18 @@ def _snippet(report: Report, selected: list[tuple[Rule, list[Node]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# How freezing works, by (freezing semantics, live model): a live model also runs, a file does not.
 SEMANTICS = {
-    "keras": "Keras 3: decided per variable — a sublayer re-enabled under a frozen parent trains; frozen "
-    "BatchNormalization runs in inference mode.",
-    "keras_file": "Keras 3: decided per variable — a sublayer re-enabled under a frozen parent trains.",
-    "tf_keras": "tf.keras: decided per parent — a sublayer re-enabled under a frozen parent stays frozen.",
-    "h5": "tf.keras or Keras 3 file: flags as saved; re-enabled sublayers follow the writer's rules.",
-    "torch": "PyTorch: requires_grad per parameter; buffers are never trained, and BatchNorm statistics still "
-    "update in train() mode unless those modules are put in eval().",
+    (Freezing.PER_VARIABLE, True): "Keras 3: decided per variable — a sublayer re-enabled under a frozen "
+    "parent trains; frozen BatchNormalization runs in inference mode.",
+    (Freezing.PER_VARIABLE, False): "Keras 3: decided per variable — a sublayer re-enabled under a frozen "
+    "parent trains.",
+    (Freezing.PER_PARENT, True): "tf.keras: decided per parent — a sublayer re-enabled under a frozen parent "
+    "stays frozen.",
+    (Freezing.PER_PARENT, False): "tf.keras or Keras 3 file: flags as saved; re-enabled sublayers follow the "
+    "writer's rules.",
+    (Freezing.PER_PARAMETER, True): "PyTorch: requires_grad per parameter; buffers are never trained, and "
+    "BatchNorm statistics still update in train() mode unless those modules are put in eval().",
 }
 
 
@@ -205,36 +210,31 @@ def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
         roles,
         _changed(report, roles),
         _snippet(report, selected),
-        SEMANTICS.get(report.source.kind, ""),
+        SEMANTICS.get((report.source.kind.freezing, report.source.kind.live), ""),
         layer_flags=layer_flags,
     )
 
 
-def apply_plan(plan: FreezePlan) -> Report:
-    """Set the flags on the live model, in rule order; the model's report afterwards."""
-    from paramscope.sources.live import inspect_live, live_kind
-
+def apply_plan(plan: FreezePlan) -> None:
+    """Set the flags on the live model, in rule order, with each framework's public setter
+    (``requires_grad_``, the ``trainable`` property). The caller re-inspects the model."""
     kind = plan.report.source.kind
-    if kind not in ("keras", "tf_keras", "torch"):
+    if not kind.live:
         raise InputError("only a live model can be changed; files are never modified")
     for rule, nodes in plan.selected:
         for node in nodes:
             if node.origin is None:
                 raise InputError(f"layer {node.path!r} has no live object to change")
-            if kind == "torch":
+            if kind.freezing is Freezing.PER_PARAMETER:
                 node.origin.requires_grad_(rule.flag)
             else:
                 node.origin.trainable = rule.flag
-    root = plan.report.root.origin
-    return inspect_live(root, live_kind(root))
 
 
-def plan_context(plan: FreezePlan, optimizer: object | None):
+def plan_context(plan: FreezePlan, facts: LiveFacts) -> LintContext:
     """The lint context of a plan: the roles it leaves, and the nodes it freezes."""
-    from paramscope.pitfalls import LintContext
-
     frozen: set[str] = set()
     for rule, nodes in plan.selected:
         paths = {inner.path for node in nodes for inner in node.walk()}
         frozen = frozen - paths if rule.flag else frozen | paths
-    return LintContext(plan.report, plan.roles_after, optimizer=optimizer, plan=plan, frozen_nodes=frozen)
+    return LintContext(plan.report, plan.roles_after, facts, plan=plan, frozen_nodes=frozen)

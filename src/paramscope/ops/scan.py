@@ -16,13 +16,17 @@ vanish from the listing.
 A pickled file's line carries its verdict (data-only, needs-code, malicious) and the names
 behind it, at most ``MAX_VERDICT_NAMES`` of each kind: a line is a summary, ``paramscope
 summary FILE`` lists them all. ``failing`` says which lines reach a ``--fail-on`` level.
+
+This is the mechanism; the API supplies the policy: the reader (``sources.detect.LimitedRead``,
+the active read limits travelling with it into each worker) and the per-file time and memory,
+which default to those limits there. Here, a ``timeout`` or ``max_memory`` of None is no bound.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -33,19 +37,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from paramscope.core.oslimits import address_space, lower, start_method
 from paramscope.core.printable import one_line, visible
-from paramscope.core.report import PickleVerdict, Verdict
+from paramscope.core.report import PickleVerdict, Report, Verdict
+from paramscope.core.unread import OutOfMemory, RecognisedNotRead, UnrecognisedFormat
 from paramscope.errors import InputError
-from paramscope.sources.oslimits import address_space, lower, start_method
-
-if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
-
-    from paramscope.core.report import Report
-    from paramscope.sources.budget import Limits
 
 SKIPPED_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
 CHECKPOINT_SUFFIXES = frozenset(
@@ -56,7 +55,7 @@ COUNTS = ("tensors", "params", "bytes", "trainable", "frozen", "state", "unknown
 MAX_ANSWER_BYTES = 64 * 1024  # a worker's answer for one file is a few hundred bytes
 MAX_VERDICT_NAMES = 50  # names of each kind a worker sends: 2 × 50 escaped names fit the answer
 MAX_NAME_CHARS = 160  # what pickle_verdict keeps of a name
-VERDICT_KEYS = {"verdict", "needs_code", "malicious"}
+VERDICT_KEYS = {"verdict", "needs_code", "malicious", "refused_protocols"}
 # --fail-on LEVEL: the verdicts that fail a scan at that level
 FAIL_ON = {
     "none": frozenset(),
@@ -70,7 +69,9 @@ READY = b""  # a worker's first message: started, the clock of its first file ma
 # its parent's main module first (torch, under a test runner: seconds on a loaded machine).
 START_SECONDS = 60.0
 
-Read = Callable[[Path], "Report"]
+# One file's Report, raising InputError (core.unread's refusals told apart). It must pickle: a
+# spawned worker receives it. The API passes sources.detect.LimitedRead.
+Read = Callable[[Path], Report]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,23 @@ def failing(lines: list[ScanLine], fail_on: str) -> list[ScanLine]:
     """The lines whose verdict reaches ``fail_on`` (a key of ``FAIL_ON``)."""
     levels = FAIL_ON[fail_on]
     return [line for line in lines if line.pickle is not None and line.pickle.verdict in levels]
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """What ``scan`` found: the folder, and a line per checkpoint under it in folder order."""
+
+    folder: str
+    lines: list[ScanLine]
+
+    @property
+    def errors(self) -> list[ScanLine]:
+        """The checkpoints that could not be read (each line says why)."""
+        return [line for line in self.lines if line.error]
+
+    def failing(self, fail_on: str) -> list[ScanLine]:
+        """The pickled files whose verdict reaches ``fail_on`` (none, malicious or needs-code)."""
+        return failing(self.lines, fail_on)
 
 
 def _error_line(path: str, message: str) -> ScanLine:
@@ -147,9 +165,6 @@ def _error_answer(exc: InputError, path: str) -> dict:
 
 def _summary(path: str, read: Read) -> dict | None:
     """A worker's answer for one file: its counts, its error, or None when it is no checkpoint."""
-    from paramscope.sources.detect import OutOfMemory, UnrecognisedFormat
-    from paramscope.sources.protobuf_kinds import RecognisedNotRead
-
     try:
         report = read(Path(path))
     except RecognisedNotRead as exc:
@@ -211,21 +226,18 @@ def _next_path(connection: Connection, parent: int) -> str | None:
         return None
 
 
-def _work(connection: Connection, parent: int, read: Read, limits: Limits, memory: int) -> None:
+def _work(connection: Connection, parent: int, read: Read, memory: int | None) -> None:
     """A worker's life: read the files the parent sends, one at a time, answer each in JSON."""
-    from paramscope.sources.budget import limits as read_limits
-
     os.setpgrp()  # its own process group, so that killing the group kills the parsers it started
     _load_numpy()
     # Only the soft limit: the HDF5 sandbox a reader starts sets its own, which it could not
     # do under a lower hard limit. Nothing from a file runs, so nothing can raise it back.
     size = address_space()
-    if size is not None:
+    if size is not None and memory is not None:
         lower(resource.RLIMIT_AS, size + memory, hard=False)
-    with read_limits(**dataclasses.asdict(limits)):
-        connection.send_bytes(READY)
-        while (path := _next_path(connection, parent)) is not None:
-            connection.send_bytes(json.dumps(_summary(path, read)).encode())
+    connection.send_bytes(READY)
+    while (path := _next_path(connection, parent)) is not None:
+        connection.send_bytes(json.dumps(_summary(path, read)).encode())
 
 
 # ---------------------------------------------------------------------------- the parent side
@@ -279,7 +291,19 @@ def _parse_verdict(answer: object) -> PickleVerdict | None:
         _names([entry["does"] for entry in malicious]),
         strict=True,
     )
-    return PickleVerdict(Verdict(answer["verdict"]), _names(answer["needs_code"]), tuple(dangerous))
+    return PickleVerdict(
+        Verdict(answer["verdict"]),
+        _names(answer["needs_code"]),
+        tuple(dangerous),
+        _protocols(answer["refused_protocols"]),
+    )
+
+
+def _protocols(value: object) -> tuple[int, ...]:
+    """A worker's pickle protocols (PROTO's operand is one byte); ValueError when it is not one."""
+    if not isinstance(value, list) or not all(type(p) is int and 0 <= p <= 255 for p in value):
+        raise ValueError("not a list of pickle protocols")
+    return tuple(value)
 
 
 def _crash_message(exitcode: int | None) -> str:
@@ -294,9 +318,9 @@ def _crash_message(exitcode: int | None) -> str:
 class _Worker:
     """One worker process, the pipe to it, and the file it is reading."""
 
-    def __init__(self, context: BaseContext, read: Read, limits: Limits, memory: int) -> None:
+    def __init__(self, context: BaseContext, read: Read, memory: int | None) -> None:
         self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=_work, args=(child_end, os.getpid(), read, limits, memory))
+        self.process = context.Process(target=_work, args=(child_end, os.getpid(), read, memory))
         self.process.start()
         child_end.close()
         self.index = -1
@@ -336,9 +360,9 @@ class _Worker:
 class _Pool:
     """Workers reading ``paths``, one file each at a time; ``run`` returns a line per path."""
 
-    def __init__(self, paths: list[str], read: Read, size: int, limits: Limits, memory: int) -> None:
+    def __init__(self, paths: list[str], read: Read, size: int, seconds: float, memory: int | None) -> None:
         self._paths, self._read, self._size = paths, read, size
-        self._limits, self._seconds, self._memory = limits, limits.seconds, memory
+        self._seconds, self._memory = seconds, memory
         # fork is fast, and safe while this process runs no other thread
         self._context = multiprocessing.get_context(start_method())
         self._todo = deque(range(len(paths)))
@@ -359,7 +383,7 @@ class _Pool:
         return self._lines
 
     def _start(self) -> _Worker:
-        worker = _Worker(self._context, self._read, self._limits, self._memory)
+        worker = _Worker(self._context, self._read, self._memory)
         self._running.append(worker)
         return worker
 
@@ -376,7 +400,7 @@ class _Pool:
         """Wait for an answer, a death or a deadline, and settle every worker it concerns."""
         timeout = min(worker.deadline for worker in self._running) - time.monotonic()
         watched = [o for worker in self._running for o in (worker.connection, worker.process.sentinel)]
-        ready = set(wait(watched, timeout=max(0.0, timeout)))
+        ready = set(wait(watched, timeout=max(0.0, timeout) if math.isfinite(timeout) else None))
         now = time.monotonic()
         for worker in list(self._running):
             self._settle(worker, ready, now)
@@ -410,22 +434,17 @@ class _Pool:
 
 def scan(
     folder: str | Path,
+    read: Read,
     workers: int | None = None,
     *,
     timeout: float | None = None,
     max_memory: int | None = None,
-    read: Read | None = None,
 ) -> list[ScanLine]:
-    """The line of every checkpoint under ``folder``, in folder order.
+    """The line of every checkpoint under ``folder``, in folder order, each file read by ``read``.
 
     ``workers`` processes (default: one per CPU) read the files; each file may take
-    ``timeout`` seconds (default: the ``seconds`` read limit) and each worker may grow by
-    ``max_memory`` bytes (default: the ``child_memory`` read limit). ``read`` (default
-    ``read_file``) must be a module-level function, so that a spawned worker can import it.
+    ``timeout`` seconds and each worker may grow by ``max_memory`` bytes (None: no bound).
     """
-    from paramscope.sources.budget import active_limits
-    from paramscope.sources.detect import read_file
-
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{visible(str(folder))}: not a folder")
@@ -434,12 +453,6 @@ def scan(
     paths = _regular_files(folder)
     if not paths:
         return []
-    limits = active_limits()
-    pool = _Pool(
-        paths,
-        read or read_file,
-        workers or os.cpu_count() or 1,
-        limits.replace(seconds=timeout or limits.seconds),  # the readers' own clock agrees
-        max_memory or limits.child_memory,
-    )
+    seconds = math.inf if timeout is None else timeout
+    pool = _Pool(paths, read, workers or os.cpu_count() or 1, seconds, max_memory)
     return [line for line in pool.run() if line is not None]

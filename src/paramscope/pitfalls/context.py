@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paramscope.core.kinds import Kind
+from paramscope.core.live_facts import LiveFacts
 from paramscope.core.report import Node, Report, Role
 from paramscope.pitfalls.catalogue import Pitfall, pitfall
 
@@ -52,12 +54,12 @@ class Finding:
 class LintContext:
     report: Report
     roles: dict[str, Role]  # tensor path -> role to judge (now, or after a plan)
-    optimizer: object | None = None
+    facts: LiveFacts = field(default_factory=LiveFacts)  # read off the live model by sources/
     plan: object | None = None  # a FreezePlan when linting one
     frozen_nodes: set[str] = field(default_factory=set)  # nodes a plan freezes
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         return self.report.source.kind
 
     def role(self, tensor) -> Role:

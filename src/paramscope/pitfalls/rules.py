@@ -1,16 +1,17 @@
 """The static rules, one small function each, registered with :func:`rule` in the order they
 run. A rule decides that a pitfall applies and names what it found; the words about why and
-how to fix it are the catalogue's (catalogue.py)."""
+how to fix it are the catalogue's (catalogue.py). Rules never touch a framework object: what
+they need of a live model beyond its Report is in ``ctx.facts``, read by sources/live_facts.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from paramscope.core.report import Role
+from paramscope.core.kinds import Family, Freezing
+from paramscope.core.live_facts import ParameterFacts
+from paramscope.core.report import Role, Tensor
 from paramscope.pitfalls.catalogue import pitfall
 from paramscope.pitfalls.context import Finding, LintContext, names
-
-KERAS = ("keras", "tf_keras", "keras_file", "h5")
 
 Rule = Callable[[LintContext], Iterator[Finding]]
 RULES: list[Rule] = []
@@ -27,11 +28,6 @@ def rule(pitfall_id: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def _compiled(model) -> bool:
-    """Keras 3 says `compiled`; tf.keras says `_is_compiled`."""
-    return bool(getattr(model, "compiled", False) or getattr(model, "_is_compiled", False))
-
-
 @rule("stale-compile")
 def stale_compile(ctx: LintContext) -> Iterator[Finding]:
     changed = ctx.report.changed_since_compile
@@ -43,7 +39,7 @@ def stale_compile(ctx: LintContext) -> Iterator[Finding]:
             "flags now say (tf.keras restores the compiled flags; Keras 3 warns its optimizer may track the wrong "
             "variables)",
         )
-    if ctx.plan is not None and ctx.kind in ("keras", "tf_keras") and _compiled(ctx.report.root.origin):
+    if ctx.plan is not None and ctx.kind.keras_like and ctx.facts.compiled:
         yield Finding(
             "stale-compile",
             "warning",
@@ -65,19 +61,12 @@ def nothing_to_train(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
-def _optimizer_params(optimizer) -> dict[int, dict]:
-    groups = getattr(optimizer, "param_groups", None) or []
-    return {id(p): group for group in groups for p in group.get("params", [])}
-
-
-def _tensor_objects(ctx: LintContext):
-    for node in ctx.report.nodes():
-        module = node.origin
-        if module is None:
-            continue
-        for tensor in node.tensors:
-            if tensor.counted and tensor.role in (Role.TRAINABLE, Role.FROZEN):
-                yield tensor, module._parameters.get(tensor.name)
+def _parameters(ctx: LintContext) -> Iterator[tuple[Tensor, ParameterFacts]]:
+    """Each tensor whose parameter the optimizer facts know, in model order."""
+    known = ctx.facts.parameters or {}
+    for tensor in ctx.report.tensors():
+        if tensor.path in known:
+            yield tensor, known[tensor.path]
 
 
 @rule("frozen-in-optimizer")
@@ -85,53 +74,45 @@ def frozen_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
     """An error only where the next step will move them: torch skips a parameter whose .grad is
     None, whatever its state or weight decay. Where they hold no gradient yet, a warning that
     says which loop would move them."""
-    if ctx.kind != "torch" or ctx.optimizer is None:
+    if ctx.kind.freezing is not Freezing.PER_PARAMETER or ctx.facts.parameters is None:
         return
-    in_optimizer, state = _optimizer_params(ctx.optimizer), getattr(ctx.optimizer, "state", {})
     moving, idle = [], []
-    for tensor, param in _tensor_objects(ctx):
-        group = in_optimizer.get(id(param))
-        if param is None or group is None or ctx.role(tensor) is not Role.FROZEN:
-            continue
-        (moving if param.grad is not None else idle).append((tensor.path, bool(state.get(param)), group))
+    for tensor, param in _parameters(ctx):
+        if param.in_optimizer and ctx.role(tensor) is Role.FROZEN:
+            (moving if param.has_gradient else idle).append((tensor.path, param))
     if moving:
         yield Finding(
             "frozen-in-optimizer",
             "error",
             f"{len(moving)} frozen parameter(s) sit in the optimizer holding a gradient "
-            f"({names(p for p, _, _ in moving)}): the next optimizer.step() moves them",
-            tuple(p for p, _, _ in moving),
+            f"({names(p for p, _ in moving)}): the next optimizer.step() moves them",
+            tuple(p for p, _ in moving),
         )
     if idle:
         yield Finding(
             "frozen-in-optimizer",
             "warning",
-            f"{len(idle)} frozen parameter(s) sit in the optimizer ({names(p for p, _, _ in idle)}); they hold "
-            f"no gradient, so torch skips them — they would move {_idle_movers(idle)}",
-            tuple(p for p, _, _ in idle),
+            f"{len(idle)} frozen parameter(s) sit in the optimizer ({names(p for p, _ in idle)}); they hold "
+            f"no gradient, so torch skips them — they would move {_idle_movers([p for _, p in idle])}",
+            tuple(p for p, _ in idle),
         )
 
 
-def _idle_movers(idle: list[tuple[str, bool, dict]]) -> str:
+def _idle_movers(idle: list[ParameterFacts]) -> str:
     """Under which loop frozen parameters without a gradient would still be stepped."""
     causes = ["in a loop calling zero_grad(set_to_none=False) (zero, not None, gradients)"]
-    if any(group.get("weight_decay", 0) > 0 for _, _, group in idle):
+    if any(param.weight_decay > 0 for param in idle):
         causes[0] += ", where weight decay shrinks them"
-    if any(has_state for _, has_state, _ in idle):
+    if any(param.has_state for param in idle):
         causes.append("by the momentum or moments they kept from before the freeze")
     return " and ".join(causes)
 
 
 @rule("trainable-not-in-optimizer")
 def trainable_not_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind != "torch" or ctx.optimizer is None:
+    if ctx.kind.freezing is not Freezing.PER_PARAMETER or ctx.facts.parameters is None:
         return
-    in_optimizer = _optimizer_params(ctx.optimizer)
-    missing = [
-        t.path
-        for t, p in _tensor_objects(ctx)
-        if p is not None and ctx.role(t) is Role.TRAINABLE and id(p) not in in_optimizer
-    ]
+    missing = [t.path for t, p in _parameters(ctx) if ctx.role(t) is Role.TRAINABLE and not p.in_optimizer]
     if missing:
         yield Finding(
             "trainable-not-in-optimizer",
@@ -144,7 +125,7 @@ def trainable_not_in_optimizer(ctx: LintContext) -> Iterator[Finding]:
 
 @rule("frozen-bn-train-mode")
 def frozen_bn_train_mode(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind != "torch":
+    if ctx.kind.freezing is not Freezing.PER_PARAMETER:  # Keras runs frozen BatchNorm in inference mode
         return
     drifting = [
         n.path
@@ -164,23 +145,15 @@ def frozen_bn_train_mode(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
-def _called_without_training_false(node) -> bool:
-    layer = node.origin
-    calls = getattr(layer, "_inbound_nodes", None) or []
-    return bool(calls) and not any(
-        getattr(getattr(call, "arguments", None), "kwargs", {}).get("training") is False for call in calls
-    )
-
-
 @rule("bn-inference-when-frozen")
 def bn_inference_when_frozen(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind != "keras":
+    if not (ctx.kind.live and ctx.kind.family is Family.KERAS):
         return
     for node in ctx.report.root.children:
-        if not node.children or node.origin is None:
+        if node.path not in ctx.facts.called_in_training_mode:
             continue
         frozen_bn = [n.path for n in node.walk() if n.type == "BatchNormalization" and ctx.all_frozen(n)]
-        if frozen_bn and _called_without_training_false(node):
+        if frozen_bn:
             yield Finding(
                 "bn-inference-when-frozen",
                 "warning",
@@ -198,7 +171,7 @@ TF_KERAS_OVERRIDE_FIX = (
 
 @rule("frozen-parent-override")
 def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind not in KERAS:
+    if not ctx.kind.keras_like:
         return
 
     def visit(node, frozen_ancestor: str | None):
@@ -210,7 +183,7 @@ def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
 
     overrides = list(visit(ctx.report.root, None))
     if overrides:
-        per_variable = ctx.kind in ("keras", "keras_file")
+        per_variable = ctx.kind.freezing is Freezing.PER_VARIABLE
         outcome = (
             "Keras 3 trains them (decided per variable)"
             if per_variable
@@ -227,7 +200,7 @@ def frozen_parent_override(ctx: LintContext) -> Iterator[Finding]:
 
 @rule("frozen-root-hides-all")
 def frozen_root_hides_all(ctx: LintContext) -> Iterator[Finding]:
-    if ctx.kind not in ("keras", "keras_file"):
+    if ctx.kind.freezing is not Freezing.PER_VARIABLE:
         return
     flags = (ctx.plan.layer_flags if ctx.plan is not None else None) or {
         node.path: node.trainable is not False for node in ctx.report.nodes()

@@ -1,32 +1,67 @@
-"""Renderers: each takes a Report and returns text.
+"""The output layer: every command's result in every format, one module per (command, format).
 
-A format's module is imported only when that format is asked for: ``--format json`` never
-imports rich, a tenth of a cold run on a checkpoint file.
+Each command has a package here, and each package one module per format::
+
+    render/<command>/__init__.py  what its formats share, as plain data (no rich)
+    render/<command>/text.py      renderable(result, **options) -> a rich renderable
+    render/<command>/json.py      document(result) -> dict, the published schema's shape
+    render/<command>/markdown.py  markdown(result, **options) -> str
+
+Commands: summary, explain, freeze, lint, audit, scan (memory, diff and report will follow).
+``render(command, result, fmt)`` imports only the module that the format needs, so JSON and
+Markdown never import rich — a tenth of a cold run on a checkpoint file (tests/test_render.py
+checks it per command, in a fresh interpreter). Options (summary's ``depth`` and
+``show_tensors``) shape text and Markdown; JSON always holds everything.
+
+What several commands print lives once, beside the packages: ``envelope.py`` (the JSON
+envelope and the report's objects), ``console.py`` (rich: styles, the source line, the pickle
+panel, metadata, findings, printing without colour), ``markup.py`` (Markdown: escaping and the
+same pieces), ``reading.py`` (what the numbers and the file's verdict say, as plain data) and
+``tree_rows.py`` (the layer table's rows). Renderers format; they never count (core does).
+
+To add a command: its package with the three modules, its name in ``COMMANDS``, its schema in
+``paramscope/schema/``, its golden files (tests/test_golden.py). To add a format (html): a
+module per command, an entry in ``FORMATS``, a branch in ``render``.
 """
 
+from __future__ import annotations
+
+import json
 from importlib import import_module
 
 DEFAULT_DEPTH = 2  # layers shown below the root in text and Markdown; JSON holds the whole tree
-
-_RENDERERS = {
-    "text": ("paramscope.render.text", "render_text"),
-    "json": ("paramscope.render.json", "render_json"),
-    "md": ("paramscope.render.markdown", "render_markdown"),
-}
+DEFAULT_WIDTH = 100  # columns of text written to a file (a terminal gives its own)
+COMMANDS = ("summary", "explain", "freeze", "lint", "audit", "scan")
+FORMATS = ("text", "json", "md")
+_MODULES = {"text": "text", "json": "json", "md": "markdown"}
 
 
-def renderer(fmt: str):
-    """The summary renderer for a format name (text, json, md)."""
-    module, name = _RENDERERS[fmt]
-    return getattr(import_module(module), name)
+def _module(command: str, fmt: str):
+    if command not in COMMANDS or fmt not in FORMATS:
+        raise ValueError(f"no renderer for {command!r} in {fmt!r}: commands {COMMANDS}, formats {FORMATS}")
+    return import_module(f"paramscope.render.{command}.{_MODULES[fmt]}")
 
 
-def __getattr__(name: str):
-    """``from paramscope.render import render_text`` (and json, markdown), imported on use."""
-    for fmt, (_module, function) in _RENDERERS.items():
-        if name == function:
-            return renderer(fmt)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def renderable(command: str, result: object, **options: object):
+    """The text output as a rich renderable: what the CLI prints, in colour, on a terminal."""
+    return _module(command, "text").renderable(result, **options)
 
 
-__all__ = ["DEFAULT_DEPTH", "render_json", "render_markdown", "render_text", "renderer"]
+def document(command: str, result: object) -> dict:
+    """The JSON output as plain data: the envelope and the command's own keys."""
+    return _module(command, "json").document(result)
+
+
+def render(command: str, result: object, fmt: str, *, width: int = DEFAULT_WIDTH, **options: object) -> str:
+    """``result`` of ``command`` (what the API function of that name returns) as ``fmt``:
+    text without colour at ``width`` columns, JSON, or Markdown."""
+    if fmt == "json":
+        return json.dumps(document(command, result), indent=2) + "\n"
+    if fmt == "text":
+        from paramscope.render.console import plain_text
+
+        return plain_text(renderable(command, result, **options), width)
+    return _module(command, fmt).markdown(result, **options)
+
+
+__all__ = ["COMMANDS", "DEFAULT_DEPTH", "DEFAULT_WIDTH", "FORMATS", "document", "render", "renderable"]

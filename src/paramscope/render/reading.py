@@ -1,4 +1,5 @@
-"""The reconciliation every renderer prints under the layer table, as plain data.
+"""What the text and Markdown of every command say, as plain data: the source's name, the
+reconciliation under the layer table, the pickle's verdict and the file's metadata.
 
 Users confuse weight *tensors* (``len(model.trainable_weights)``), scalar *parameters*
 ("Trainable params") and *layers*. The reading lists our split by role in both units and then
@@ -17,23 +18,40 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from paramscope.core.conventions import keras_counts, keras_differences, keras_lines, torch_lines
+from paramscope.core.conventions import (
+    keras_counts,
+    keras_differences,
+    keras_lines,
+    torch_lines,
+    torch_parameter_tensors,
+)
+from paramscope.core.kinds import Family, Kind
 from paramscope.core.printable import visible
-from paramscope.core.report import PickleVerdict, Report, RoleTotals, Verdict
+from paramscope.core.report import PickleVerdict, Report, RoleTotals, Source, Verdict
 from paramscope.core.units import count, keras_size, plural
 
 SOURCE_NAMES = {
-    "keras": "Keras",
-    "tf_keras": "tf.keras",
-    "torch": "PyTorch",
-    "torch_file": "torch checkpoint",
-    "keras_file": ".keras file, saved by Keras",
-    "h5": "legacy Keras .h5 file, saved by Keras",
-    "safetensors": "safetensors",
-    "npz": "NumPy",
-    "torchscript": "TorchScript archive",
-    "peft_adapter": "PEFT adapter",
+    Kind.KERAS: "Keras",
+    Kind.TF_KERAS: "tf.keras",
+    Kind.TORCH: "PyTorch",
+    Kind.TORCH_FILE: "torch checkpoint",
+    Kind.KERAS_FILE: ".keras file, saved by Keras",
+    Kind.H5: "legacy Keras .h5 file, saved by Keras",
+    Kind.SAFETENSORS: "safetensors",
+    Kind.NPZ: "NumPy",
+    Kind.TORCHSCRIPT: "TorchScript archive",
+    Kind.PEFT_ADAPTER: "PEFT adapter",
 }
+
+
+def framework_name(source: Source) -> str:
+    """`Keras`, `torch checkpoint`…: what wrote or runs the model, as the source line names it."""
+    return SOURCE_NAMES.get(source.kind, source.kind.value)
+
+
+def shown_backend(source: Source) -> str | None:
+    """The backend a live Keras 3 model runs on (the only source whose backend matters to it)."""
+    return source.backend if source.kind is Kind.KERAS else None
 
 
 def type_suffix(node_type: str) -> str:
@@ -49,6 +67,11 @@ ROLE_NOTES = {
 }
 
 
+def role_cell(totals: RoleTotals) -> str:
+    """`2 tensors · 18 params`: one role's totals in both units."""
+    return f"{plural(totals.tensors, 'tensor')} · {plural(totals.params, 'param')}"
+
+
 @dataclass(frozen=True)
 class RoleLine:
     role: str
@@ -58,7 +81,7 @@ class RoleLine:
     @property
     def text(self) -> str:
         size = f" ({keras_size(self.totals.bytes)})" if self.totals.params else ""
-        return f"{plural(self.totals.tensors, 'tensor')} · {plural(self.totals.params, 'param')}{size}"
+        return role_cell(self.totals) + size
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,7 @@ def _keras_connections(report: Report) -> list[str]:
 def _torch_connections(report: Report) -> list[str]:
     state = report.totals["state"]
     lines = [
-        f"model.parameters() holds {report.totals['trainable'].tensors + report.totals['frozen'].tensors:,} "
+        f"model.parameters() holds {torch_parameter_tensors(report):,} "
         "tensors (trainable + frozen), each tied tensor once."
     ]
     if state.tensors:
@@ -125,13 +148,13 @@ def _torch_connections(report: Report) -> list[str]:
 def reading(report: Report) -> Reading:
     kind = report.source.kind
     roles_known = report.totals["unknown"].tensors == 0  # a weights-only file: Keras's split is unknown
-    if kind in ("keras", "tf_keras", "keras_file", "h5") and roles_known:
+    if kind.keras_like and roles_known:
         title, lines, connections = (
             "model.summary() says",
             keras_lines(report),
             _keras_connections(report),
         )
-    elif kind in ("torch", "torchscript"):  # an archive knows parameters from buffers, as torch does
+    elif kind.family is Family.TORCH:  # a TorchScript archive knows parameters from buffers, as torch does
         title, lines, connections = "torch says", torch_lines(report), _torch_connections(report)
     else:
         every = report.totals["all"]
@@ -154,10 +177,10 @@ def reading(report: Report) -> Reading:
 SHOWN_CLASSES = 5  # needs-code names listed in its one line
 SHOWN_DANGERS = 10  # malicious names listed, each with what it does
 LOADERS = {  # (what loading runs code with, what loads data only) per source kind
-    "torch_file": ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
-    "peft_adapter": ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
-    "torchscript": ("torch.jit.load (which runs the archive's TorchScript code)", None),
-    "npz": ("np.load(allow_pickle=True)", None),
+    Kind.TORCH_FILE: ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
+    Kind.PEFT_ADAPTER: ("torch.load(weights_only=False)", "torch.load(weights_only=True)"),
+    Kind.TORCHSCRIPT: ("torch.jit.load (which runs the archive's TorchScript code)", None),
+    Kind.NPZ: ("np.load(allow_pickle=True)", None),
 }
 ANY_LOADER = ("pickle.load", None)
 

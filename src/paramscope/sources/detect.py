@@ -20,13 +20,15 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from paramscope.core.oslimits import memory_growth_limit
 from paramscope.core.printable import visible
 from paramscope.core.report import Report
+from paramscope.core.unread import OutOfMemory, RecognisedNotRead, UnrecognisedFormat
 from paramscope.errors import InputError
 from paramscope.sources.archive import open_zip
 from paramscope.sources.boundary import open_regular
-from paramscope.sources.budget import ReadBudget
-from paramscope.sources.oslimits import memory_growth_limit
+from paramscope.sources.budget import Limits, ReadBudget, active_limits
+from paramscope.sources.budget import limits as read_limits
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -37,14 +39,6 @@ STRICT_ENV = "PARAMSCOPE_STRICT"
 
 Reader = Callable[[Path, ReadBudget], Report]
 ZipReader = Callable[[Path, zipfile.ZipFile, ReadBudget], Report]
-
-
-class UnrecognisedFormat(InputError):
-    """The bytes are no checkpoint format paramscope knows (as opposed to a damaged one)."""
-
-
-class OutOfMemory(InputError):
-    """Reading the file needed more memory than the limits allow."""
 
 
 def _zip_reader(path: Path, names: list[str]) -> ZipReader:
@@ -127,18 +121,18 @@ def _plain_reader(path: Path, head: bytes) -> Reader:
 def _protobuf_reader(path: Path) -> Reader | None:
     """ONNX, a SavedModel's graph, CoreML: told apart by their top-level fields, not by name."""
     from paramscope.sources.protobuf import map_file
-    from paramscope.sources.protobuf_kinds import RecognisedNotRead, protobuf_kind
+    from paramscope.sources.protobuf_kinds import protobuf_kind
 
-    kind = protobuf_kind(map_file(path))
-    if kind == "onnx":
+    message = protobuf_kind(map_file(path))
+    if message == "onnx":
         from paramscope.sources.onnx_file import read_onnx
 
         return read_onnx
-    if kind == "savedmodel":
+    if message == "savedmodel":
         from paramscope.sources.savedmodel import read_savedmodel
 
         return read_savedmodel
-    if kind == "coreml":
+    if message == "coreml":
         raise RecognisedNotRead("CoreML model")
     if path.name == "fingerprint.pb" and (path.parent / "saved_model.pb").is_file():
         raise RecognisedNotRead("SavedModel fingerprint, read with its folder")
@@ -196,6 +190,25 @@ def read_file(path: str | Path) -> Report:
                 visible(f"{path}: reading it needs more memory than the limits allow")
             ) from None
         raise InputError(visible(f"malformed {path}: {type(exc).__name__}: {str(exc)[:100]}")) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitedRead:
+    """``read_file`` under fixed limits, in whatever process calls it: a scan worker started
+    by spawn inherits no context, so the limits travel with the reader, which pickles."""
+
+    limits: Limits
+
+    @classmethod
+    def active(cls, seconds: float | None = None) -> LimitedRead:
+        """The active limits, with the wall-clock time of one file changed when given (a scan's
+        ``--timeout``: the readers' own clock then agrees with the scan's)."""
+        limits = active_limits()
+        return cls(limits if seconds is None else limits.replace(seconds=seconds))
+
+    def __call__(self, path: Path) -> Report:
+        with read_limits(**dataclasses.asdict(self.limits)):
+            return read_file(path)
 
 
 def _shown_safely(report: Report) -> Report:

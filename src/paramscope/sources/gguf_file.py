@@ -25,6 +25,7 @@ import re
 import struct
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.printable import visible
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
@@ -450,4 +451,4 @@ def read_gguf(path: Path, budget: ReadBudget) -> Report:
     entries = [entry for part in _parts(path, budget) for entry in _read_part(part, budget)]
     match = SPLIT.match(path.name)
     name = match["stem"] if match else path.name
-    return flat_report(entries, Source(kind="gguf", path=str(path)), "GGUF", name)
+    return flat_report(entries, Source(kind=Kind.GGUF, path=str(path)), "GGUF", name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
 from paramscope.sources.boundary import name_of
@@ -65,7 +66,7 @@ def read_h5(path: Path, budget: ReadBudget) -> Report:
             "load_model(), or save in the .keras format."
         )
     return Report(
-        source=Source(kind="h5", framework_version=version or None, path=str(path)),
+        source=Source(kind=Kind.H5, framework_version=version or None, path=str(path)),
         root=tree.root,
         optimizer=tree.optimizer,
         warnings=warnings,

@@ -34,11 +34,11 @@ import struct
 import tempfile
 import zipfile
 
+from paramscope.core.oslimits import memory_growth_limit
 from paramscope.errors import InputError
 from paramscope.sources.archive import open_member, open_zip, zip_errors
 from paramscope.sources.boundary import open_regular, require_regular, shape_of
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
-from paramscope.sources.oslimits import memory_growth_limit
 
 WANTED = ("layer_names", "weight_names", "keras_version", "model_config", "name")
 LINK_KINDS = {1: "soft", 64: "external"}  # h5l.TYPE_SOFT, h5l.TYPE_EXTERNAL

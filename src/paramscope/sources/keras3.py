@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Node, Report, Role, Source, Tensor, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.sources.common import unbuilt_warning
@@ -88,7 +89,7 @@ def inspect_keras(model) -> Report:
         elif getattr(node.origin, "quantization_mode", None) in QUANTIZATION_MODES:
             _mark_quantized(node, node.origin)
     return Report(
-        source=Source(kind="keras", framework_version=keras.__version__, backend=keras.backend.backend()),
+        source=Source(kind=Kind.KERAS, framework_version=keras.__version__, backend=keras.backend.backend()),
         root=root,
         optimizer=_optimizer_group(model, builder),
         metrics=_metrics_group(model, builder),

@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Source
 from paramscope.core.tree import join_path
 from paramscope.errors import InputError
@@ -63,7 +64,7 @@ def read_keras(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Repo
             f"{len(tree.unknown)} variable(s) of layers paramscope has no formula for have unknown roles ({shown})."
         )
     return Report(
-        source=Source(kind="keras_file", framework_version=version, path=str(path)),
+        source=Source(kind=Kind.KERAS_FILE, framework_version=version, path=str(path)),
         root=tree.root,
         optimizer=tree.optimizer,
         warnings=warnings,

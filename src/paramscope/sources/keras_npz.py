@@ -29,7 +29,7 @@ from paramscope.sources.boundary import name_of, shape_of
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.hdf5_structure import Hdf5Dataset, Hdf5Structure
 from paramscope.sources.pickle_verdict import is_data_only
-from paramscope.sources.pickle_walker import Call, Global, walk
+from paramscope.sources.pickle_walker import Call, Global, Names, walk
 
 WEIGHTS_MEMBER = "model.weights.npz"
 FRAMEWORK_ROOTS = frozenset({"keras", "numpy", "torch", "jax", "jaxlib", "tensorflow", "ml_dtypes"})
@@ -125,7 +125,7 @@ def _skip_npy_header(member, label: str) -> None:
 def _entry_variables(weights: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: ReadBudget) -> dict:
     with open_member(weights, info, budget, "pickle_bytes") as member:
         _skip_npy_header(member, label)
-        names: dict = {}
+        names = Names()
         record = walk(member, persistent_load=_no_persistent_ids, reduce=_record, budget=budget, names=names)
     _refuse_foreign_names(names, label)
     return _variables(record, label, budget)

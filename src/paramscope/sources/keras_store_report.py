@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from paramscope.core.dtypes import tensor_bytes
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Node, Report, Role, Source, Tensor, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
 from paramscope.sources.budget import ReadBudget
@@ -346,7 +347,7 @@ def weights_only_report(
     their index and their roles are unknown."""
     tree = keras_tree(keras3_store(structure, budget), None, name)
     return Report(
-        source=Source(kind="h5", path=path),
+        source=Source(kind=Kind.H5, path=path),
         root=tree.root,
         optimizer=tree.optimizer,
         warnings=[WEIGHTS_ONLY, *tree.storage_warnings(), *notes],

@@ -24,7 +24,8 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npformat
 
-from paramscope.core.report import Report, Source
+from paramscope.core.kinds import Kind
+from paramscope.core.report import Report, Source, Verdict
 from paramscope.errors import InputError
 from paramscope.sources.archive import peek_member, zip_errors
 from paramscope.sources.boundary import name_of, open_regular, shape_of
@@ -86,63 +87,66 @@ def _elements(record: object) -> object:
     return elements[0] if isinstance(elements, list) and len(elements) == 1 else elements
 
 
-def _pickled_arrays(handle: BinaryIO, label: str, budget: ReadBudget, names: Names) -> list[FlatTensor]:
-    """The numeric arrays inside an object array's pickle, named by their key paths."""
+def _pickled_arrays(handle: BinaryIO, prefix: str, budget: ReadBudget, names: Names) -> list[FlatTensor]:
+    """The numeric arrays inside an object array's pickle, named by their key paths under
+    ``prefix`` (an .npz member's name; nothing for an .npy)."""
     held = [
         h
         for h in holdings(_elements(walk(handle, budget=budget, names=names)), budget)
-        if isinstance(h, Held)
+        if isinstance(h, Held) and isinstance(h.tensor, ArrayRef)
     ]
-    arrays = [h for h in held if isinstance(h.tensor, ArrayRef)]
-    if not arrays:
-        raise InputError(f"{label}: an object array that holds no numeric arrays")
-    budget.charge("tensors", len(arrays), label)
+    budget.charge("tensors", len(held), "object array")
     return [
         FlatTensor(
-            name_of(".".join(h.path) or "array", budget, "an array name"),
+            name_of(".".join((prefix, *h.path) if prefix else h.path) or "array", budget, "an array name"),
             h.tensor.shape,
             h.tensor.dtype,
             id(h.tensor),
             nbytes=h.tensor.nbytes,
         )
-        for h in arrays
+        for h in held
     ]
 
 
-def read_npy(path: Path, budget: ReadBudget) -> Report:
-    names: Names = {}
-    with open_regular(path) as handle:
-        shape, dtype = _header(handle, os.fstat(handle.fileno()).st_size, budget, str(path))
-        if dtype == OBJECT:
-            entries = _pickled_arrays(handle, str(path), budget, names)
-        else:
-            entries = [FlatTensor(name_of(path.stem, budget, "the file name"), shape, dtype, path.stem)]
-    report = flat_report(entries, Source(kind="npz", path=str(path)), "A .npy file", path.name, budget=budget)
-    if dtype == OBJECT:
-        report.pickle = verdict_of(names.values())
+def _numpy_report(
+    path: Path, entries: list[FlatTensor], names: Names, label: str, budget: ReadBudget, notes: list[str]
+) -> Report:
+    """The report, with the verdict of any object array's pickle. Nothing numeric is no array
+    file — unless a pickle in it is malicious: then the verdict is the report."""
+    verdict = verdict_of(names.values(), names.protocols) if names.protocols else None
+    if not entries and (verdict is None or verdict.verdict is not Verdict.MALICIOUS):
+        raise InputError(f"{path}: holds no numeric arrays")
+    source = Source(kind=Kind.NPZ, path=str(path))
+    report = flat_report(entries, source, label, path.name, warnings=notes, budget=budget)
+    report.pickle = verdict
     return report
 
 
+def read_npy(path: Path, budget: ReadBudget) -> Report:
+    names = Names()
+    with open_regular(path) as handle:
+        shape, dtype = _header(handle, os.fstat(handle.fileno()).st_size, budget, str(path))
+        if dtype == OBJECT:
+            entries = _pickled_arrays(handle, "", budget, names)
+        else:
+            entries = [FlatTensor(name_of(path.stem, budget, "the file name"), shape, dtype, path.stem)]
+    return _numpy_report(path, entries, names, "A .npy file", budget, [])
+
+
 def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report:
-    entries, compressed = [], 0
+    entries, compressed, names = [], 0, Names()
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
             continue
         compressed += info.compress_type != zipfile.ZIP_STORED
         budget.charge("tensors", 1, "archive")
-        name = info.filename.removesuffix(".npy")
+        name = name_of(info.filename.removesuffix(".npy").replace("/", "."), budget, "a member name")
         label = f"{path}:{name_of(info.filename, budget, 'a member name')}"
         with zip_errors(label), peek_member(archive, info) as handle:
             shape, dtype = _header(handle, info.file_size, budget, label)
-        if dtype == OBJECT:
-            raise InputError(
-                f"{label}: an object array inside an .npz (np.load(allow_pickle=True) would unpickle it)"
-            )
-        entries.append(
-            FlatTensor(name_of(name.replace("/", "."), budget, "a member name"), shape, dtype, name)
-        )
-    if not entries:
-        raise InputError(f"{path}: holds no arrays")
+            if dtype == OBJECT:
+                entries += _pickled_arrays(handle, name, budget, names)
+                continue
+        entries.append(FlatTensor(name, shape, dtype, name))
     notes = [COMPRESSED.format(count=compressed)] if compressed else []
-    source = Source(kind="npz", path=str(path))
-    return flat_report(entries, source, "An .npz file", path.name, warnings=notes, budget=budget)
+    return _numpy_report(path, entries, names, "An .npz file", budget, notes)

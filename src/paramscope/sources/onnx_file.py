@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.printable import visible
 from paramscope.core.report import Report, Role, Source, Tensor, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
@@ -47,7 +48,7 @@ def read_onnx(path: Path, budget: ReadBudget) -> Report:
         raise InputError(f"{path}: an ONNX model without initializers or constants")
     counted = [s for s in analysis.stored if s.constant is None or s.use in COUNTED]
     apart = [s for s in analysis.stored if s.constant is not None and s.use not in COUNTED]
-    source = Source(kind="onnx", framework_version=f"opset {_opset_text(model)}", path=str(path))
+    source = Source(kind=Kind.ONNX, framework_version=f"opset {_opset_text(model)}", path=str(path))
     report = _report(counted, source, model.graph.name or path.name, _warnings(analysis, external), budget)
     report.constants = _constants(apart, budget)
     return report

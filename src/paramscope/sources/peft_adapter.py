@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Node, Report, Role, Source
 from paramscope.errors import InputError
 from paramscope.sources.boundary import beside, expect, load_json, name_of, read_small
@@ -24,7 +25,7 @@ from paramscope.sources.flat import is_no_trainability_note
 
 CONFIG = "adapter_config.json"
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # the order PEFT loads them in
-WEIGHT_KINDS = ("safetensors", "torch_file")
+WEIGHT_KINDS = (Kind.SAFETENSORS, Kind.TORCH_FILE)  # the formats PEFT saves adapter weights in
 MAX_RANK = 2**31  # far above any real rank; keeps a hostile one a small integer
 TEXT_FIELDS = ("peft_type", "task_type", "base_model_name_or_path", "revision", "peft_version")
 FLAG_FIELDS = ("use_dora", "use_rslora")
@@ -137,7 +138,7 @@ def read_peft_adapter(folder: Path, budget: ReadBudget, read_weights: Reader) ->
         0, f"a {method} adapter{on} for {base}: only the adapter's tensors are here, all trainable."
     )
     return Report(
-        source=Source(kind="peft_adapter", framework_version=facts.get("peft_version"), path=str(folder)),
+        source=Source(kind=Kind.PEFT_ADAPTER, framework_version=facts.get("peft_version"), path=str(folder)),
         root=root,
         optimizer=weights.optimizer,
         warnings=warnings + _rank_notes(root, facts),

@@ -100,6 +100,18 @@ DANGEROUS_MODULES = {
     "shelve": "unpickles nested data",
     "sys": "reaches the interpreter's state",
     "signal": "changes signal handling",
+    "cProfile": "runs Python code",
+    "profile": "runs Python code",
+    "trace": "runs Python code",
+    "doctest": "runs Python code",
+    "site": "runs .pth files",
+    "pydoc": "runs commands",
+    "imaplib": "runs commands",
+    "ensurepip": "installs packages",
+    "venv": "creates environments and runs commands",
+    "sqlite3": "opens files",
+    "idlelib": "runs Python code",
+    "_posixsubprocess": "runs commands",
     "logging": "opens files or sockets (its handlers)",
     "threading": "starts threads",
     "_thread": "starts threads",
@@ -128,6 +140,10 @@ DANGEROUS_FUNCTIONS = {
     "builtins.apply": "calls any function",
     "builtins.reload": "imports modules",
     "builtins.exit": "exits the program",
+    "builtins.type": "builds classes at load time",
+    "builtins.object.__getattribute__": "reaches any attribute",
+    "lightning.pytorch.core.saving.load_hparams_from_yaml": "reads files",
+    "pytorch_lightning.core.saving.load_hparams_from_yaml": "reads files",
     "builtins.quit": "exits the program",
     "io.open": "opens files",
     "io.open_code": "opens files",
@@ -156,6 +172,94 @@ DANGEROUS_FUNCTIONS = {
     "types.LambdaType": "builds functions from code",
     "yaml.load": "constructs arbitrary objects",
     "yaml.unsafe_load": "constructs arbitrary objects",
+    "torch.storage._load_from_bytes": "unpickles nested data",
+    "torch._utils._rebuild_device_tensor_from_numpy": "rebuilds from numpy data",
+    "torch.ops.load_library": "loads a native library",
+    "torch.classes.load_library": "loads a native library",
+    "uuid._popen": "runs commands",
+    "uuid._get_command_stdout": "runs commands",
+    "gzip.open": "opens files",
+    "bz2.open": "opens files",
+    "lzma.open": "opens files",
+    "codecs.open": "opens files",
+    "tarfile.open": "opens files",
+    "zipfile.ZipFile": "opens files",
+}
+# Modules reached anywhere along a dotted name (``torch.os.system``, ``argparse._os.system``:
+# attribute paths that STACK_GLOBAL resolves through a module's imports).
+DANGEROUS_SEGMENTS = {
+    "os": "runs commands or touches files",
+    "_os": "runs commands or touches files",
+    "posix": "runs commands or touches files",
+    "nt": "runs commands or touches files",
+    "subprocess": "runs commands",
+    "_subprocess": "runs commands",
+    "_posixsubprocess": "runs commands",
+    "sys": "reaches the interpreter's state",
+    "_sys": "reaches the interpreter's state",
+    "builtins": "reaches eval, exec, open and __import__",
+    "__builtin__": "reaches eval, exec, open and __import__",
+    "__builtins__": "reaches eval, exec, open and __import__",
+    "socket": "opens network sockets",
+    "shutil": "copies, moves or deletes files",
+    "pickle": "unpickles nested data",
+    "_pickle": "unpickles nested data",
+    "marshal": "loads code objects",
+    "importlib": "imports modules",
+    "runpy": "runs Python code",
+    "ctypes": "calls native code",
+    "pty": "runs commands",
+}
+# What a final attribute does wherever it is reached from (``pydoc.pipepager``, ``Path.write_text``).
+DANGEROUS_ATTRIBUTES = {
+    "system": "runs commands",
+    "popen": "runs commands",
+    "Popen": "runs commands",
+    "_popen": "runs commands",
+    "pipepager": "runs commands",
+    "tempfilepager": "runs commands",
+    "getoutput": "runs commands",
+    "getstatusoutput": "runs commands",
+    "check_output": "runs commands",
+    "check_call": "runs commands",
+    "fork_exec": "runs commands",
+    "spawnv": "runs commands",
+    "spawnvp": "runs commands",
+    "spawnl": "runs commands",
+    "spawnlp": "runs commands",
+    "execv": "runs commands",
+    "execvp": "runs commands",
+    "execl": "runs commands",
+    "execlp": "runs commands",
+    "eval": "evaluates code",
+    "exec": "runs code",
+    "execfile": "runs code",
+    "__import__": "imports modules",
+    "import_module": "imports modules",
+    "load_library": "loads a native library",
+    "_forward_from_src": "runs Python code stored in the file",
+    "reduce_graph_module": "runs Python code stored in the file",
+    "reduce_package_graph_module": "runs Python code stored in the file",
+    "reduce_deploy_graph_module": "runs Python code stored in the file",
+    "addsitedir": "runs .pth files",
+    "IMAP4_stream": "runs commands",
+    "_run_pip": "installs packages",
+    "write_text": "writes files",
+    "write_bytes": "writes files",
+    "unlink": "deletes files",
+    "rmtree": "deletes files",
+    "rmdir": "deletes files",
+    "remove": "deletes files",
+    "rename": "moves files",
+    "symlink_to": "creates links",
+    "hardlink_to": "creates links",
+    "touch": "creates files",
+    "mkdir": "creates folders",
+    "read_text": "reads files",
+    "read_bytes": "reads files",
+    "loads": "unpickles or evaluates nested data",
+    "run_path": "runs Python code",
+    "run_module": "runs Python code",
 }
 
 
@@ -194,14 +298,24 @@ def _danger(target: Global, dotted: str) -> str | None:
         if module.split(".", 1)[0] in DANGEROUS_MODULES:
             return DANGEROUS_MODULES[module.split(".", 1)[0]]
     if dotted.startswith(
-        ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.")
+        ("torch.hub.", "torch.package.", "numpy.testing.", "numpy.f2py.", "numpy.distutils.", "torch.fx.")
     ):
         return "runs or fetches code"
-    return None
+    if any(part.startswith("__") and part.endswith("__") for part in target.name.split(".")):
+        return "reaches attributes behind a name (a way to any function)"
+    segments = f"{target.module}.{target.name}".split(".")
+    for segment in segments[1:]:
+        if segment in DANGEROUS_SEGMENTS:
+            return DANGEROUS_SEGMENTS[segment]
+    return DANGEROUS_ATTRIBUTES.get(segments[-1])
 
 
-def verdict_of(names: Iterable[Global]) -> PickleVerdict:
-    """The verdict on a file from every global its pickles named (sorted, escaped, deduplicated)."""
+WEIGHTS_ONLY_PROTOCOLS = frozenset({2, 3})  # the opcodes torch's weights_only loader implements
+
+
+def verdict_of(names: Iterable[Global], protocols: Iterable[int] = ()) -> PickleVerdict:
+    """The verdict on a file from every global its pickles named (sorted, escaped, deduplicated)
+    and the protocols they were written in (``Names.protocols``)."""
     needs_code: set[str] = set()
     malicious: dict[str, str] = {}
     for target in names:
@@ -220,7 +334,8 @@ def verdict_of(names: Iterable[Global]) -> PickleVerdict:
         verdict = Verdict.NEEDS_CODE
     else:
         verdict = Verdict.DATA_ONLY
-    return PickleVerdict(verdict, tuple(sorted(needs_code)), tuple(sorted(malicious.items())))
+    refused = tuple(sorted(set(protocols) - WEIGHTS_ONLY_PROTOCOLS))
+    return PickleVerdict(verdict, tuple(sorted(needs_code)), tuple(sorted(malicious.items())), refused)
 
 
 __all__ = ["is_data_only", "verdict_of"]

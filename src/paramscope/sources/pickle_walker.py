@@ -32,6 +32,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from paramscope.core.dtypes import dtype_bits
 from paramscope.core.printable import visible
 from paramscope.errors import InputError
 from paramscope.sources.boundary import shape_of
@@ -91,6 +92,7 @@ LARGE_BYTES = 4096  # bytes constants longer than this become Opaque markers, ne
 LARGE_TEXT = 1024 * 1024  # so do strings longer than this
 LARGE_INT_BYTES = 64  # so do integers wider than this (no real checkpoint needs them)
 CHECK_EVERY = 1 << 16  # opcodes between budget and clock checks
+PROTO_OPCODE = 0x80
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,15 @@ class InertDict(dict):
         self.cls = cls
 
 
-Names = dict[tuple[str, str], Global]  # every global a pickle named, collected across pickles
+class Names(dict):
+    """Every global the pickles of one file named (``(module, name) -> Global``), and the
+    pickle protocol of each (0 and 1 have no PROTO opcode and are recorded as 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocols: set[int] = set()
+
+
 Reduce = Callable[[Global, tuple], object]
 PersistentLoad = Callable[[object], object]
 
@@ -171,7 +181,9 @@ def _storage_from_pid(pid: object, budget: ReadBudget) -> StorageRef | Global:
     _, storage_type, key, location, numel = pid[:5]
     if not isinstance(storage_type, Global):
         raise InputError(f"unexpected storage type {storage_type!r:.80}")
-    if storage_type.module == "torch" and storage_type.name in STORAGE_DTYPES:
+    if storage_type == UNTYPED_STORAGE:  # bytes; _rebuild_tensor_v3 names the tensor's dtype
+        dtype = "uint8"
+    elif storage_type.module == "torch" and storage_type.name in STORAGE_DTYPES:
         dtype = STORAGE_DTYPES[storage_type.name]
     elif storage_type.module == "torch" and storage_type.name in TORCH_DTYPES:
         dtype = storage_type.name
@@ -190,6 +202,8 @@ def _as_shape(value: object, budget: ReadBudget, what: str) -> tuple[int, ...]:
     return shape_of(value, budget, what)
 
 
+UNTYPED_STORAGE = Global("torch.storage", "UntypedStorage")
+REBUILD_QTENSOR = Global("torch._utils", "_rebuild_qtensor")
 REBUILD_TENSOR = frozenset({"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3"})
 REBUILD_PARAMETER = frozenset(
     {
@@ -200,6 +214,14 @@ REBUILD_PARAMETER = frozenset(
 )
 
 
+def _retyped(storage: StorageRef, dtype: str) -> StorageRef:
+    """The storage seen as ``dtype``: an untyped storage counts bytes, the tensor's elements."""
+    bits = dtype_bits(dtype)
+    if storage.dtype != "uint8" or bits is None or bits == 8:
+        return StorageRef(storage.key, dtype, storage.numel, storage.location)
+    return StorageRef(storage.key, dtype, storage.numel * 8 // bits, storage.location)
+
+
 def _tensor(function: Global, args: tuple, budget: ReadBudget) -> TensorRef:
     if len(args) < 4 or not isinstance(args[0], StorageRef):
         raise InputError("a tensor without a storage")
@@ -208,7 +230,7 @@ def _tensor(function: Global, args: tuple, budget: ReadBudget) -> TensorRef:
         raise InputError(f"bad storage offset {offset!r:.40}")
     requires_grad = len(args) > 4 and args[4] is True
     if function.name == "_rebuild_tensor_v3" and len(args) > 6 and isinstance(args[6], Global):
-        storage = StorageRef(storage.key, args[6].name, storage.numel, storage.location)
+        storage = _retyped(storage, args[6].name)
     shape = _as_shape(args[2], budget, "a tensor")
     stride = _as_shape(args[3], budget, "a tensor's stride")
     if len(stride) != len(shape):
@@ -220,6 +242,8 @@ def _reduce(function: Global, args: tuple, budget: ReadBudget) -> object:
     """What an allowlisted call would build, as an inert record."""
     if function.module == "torch._utils" and function.name in REBUILD_TENSOR:
         return _tensor(function, args, budget)
+    if function == REBUILD_QTENSOR:  # (storage, offset, size, stride, quantizer params, requires_grad, …)
+        return _tensor(function, (*args[:4], args[5] if len(args) > 5 else False), budget)
     if (function.module, function.name) in REBUILD_PARAMETER:
         tensor = args[0] if args else None
         if not isinstance(tensor, TensorRef):
@@ -666,13 +690,16 @@ def walk_at(
     ``reduce`` say otherwise (Keras's npz weights keep every call a plain record). Every global
     the pickle names is added to ``names``, for the caller's verdict; none is imported.
     """
+    names = Names() if names is None else names
+    if start + 1 < len(data):
+        names.protocols.add(data[start + 1] if data[start] == PROTO_OPCODE else 1)
     decoder = _Decoder(
         data,
         start,
         budget,
         persistent_load or (lambda pid: _storage_from_pid(pid, budget)),
         reduce or (lambda function, args: _reduce(function, args, budget)),
-        {} if names is None else names,
+        names,
     )
     try:
         return decoder.run(start)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from paramscope.errors import InputError
 from paramscope.sources.protobuf import (
     FIXED_SIZES,
     LENGTH,
@@ -42,14 +41,6 @@ ONNX_MODEL_FIELDS = {number: LENGTH for number in (2, 3, 4, 6, 7, 8, 14, 20, 25,
 META_GRAPH_FIELDS = frozenset(range(1, 8))  # MetaGraphDef: meta_info_def … object_graph_def
 COREML_HEADER_FIELDS = frozenset({1, 2, 10})  # specificationVersion, description, isUpdatable
 COREML_FIRST_TYPE = 200  # the model-type oneof of CoreML's Model starts at field 200
-
-
-class RecognisedNotRead(InputError):
-    """A model format paramscope recognises but does not read (as opposed to an unknown one)."""
-
-    def __init__(self, format_name: str) -> None:
-        self.format_name = format_name
-        super().__init__(f"recognised: {format_name}, not read")
 
 
 class TopField(NamedTuple):

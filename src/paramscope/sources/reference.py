@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.errors import InputError
 from paramscope.sources.live import live_kind
 
@@ -28,7 +29,7 @@ class Target:
     """A live model and the training pieces its factory provided."""
 
     model: object
-    kind: str
+    kind: Kind  # KERAS, TF_KERAS or TORCH: a live model
     label: str
     optimizer: object | None = None
     example_inputs: object | None = None

@@ -16,6 +16,7 @@ import math
 import os
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Source
 from paramscope.errors import InputError
 from paramscope.sources.boundary import beside, load_json, name_of, open_regular, read_small, shape_of
@@ -152,7 +153,7 @@ def read_safetensors(path: Path, budget: ReadBudget) -> Report:
     entries = _entries(path, header, buffer_size, budget, locations)
     return flat_report(
         entries,
-        Source(kind="safetensors", path=str(path)),
+        Source(kind=Kind.SAFETENSORS, path=str(path)),
         "safetensors",
         path.name,
         budget=budget,
@@ -202,7 +203,7 @@ def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
     entries = [by_name[name] for name in weight_map]
     return flat_report(
         entries,
-        Source(kind="safetensors", path=str(path)),
+        Source(kind=Kind.SAFETENSORS, path=str(path)),
         "safetensors",
         path.name.removesuffix(".index.json"),
         warnings=[f"sharded: {len(shards)} shard(s)"],

@@ -32,11 +32,11 @@ import select
 import signal
 from collections.abc import Callable
 
+from paramscope.core.oslimits import address_space, lower, start_method
 from paramscope.core.printable import one_line
 from paramscope.errors import InputError
 from paramscope.sources.boundary import expect, load_json
 from paramscope.sources.budget import BudgetExceeded, Limits, ReadBudget
-from paramscope.sources.oslimits import address_space, lower, start_method
 
 MAX_ERROR = 200  # characters of a refusal the child reports
 STALL_CPU = 1.0  # seconds of CPU a child may spend between two beats

@@ -51,15 +51,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.printable import visible
 from paramscope.core.report import Node, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
+from paramscope.core.unread import RecognisedNotRead
 from paramscope.errors import InputError
 from paramscope.sources.boundary import name_of
 from paramscope.sources.budget import BudgetExceeded, ReadBudget
 from paramscope.sources.flat import MAX_NODE_DEPTH, NO_TRAINABILITY, NON_FLOAT
 from paramscope.sources.protobuf import ProtobufError, fields, map_file
-from paramscope.sources.protobuf_kinds import RecognisedNotRead
 from paramscope.sources.tensor_bundle import (
     OBJECT_GRAPH_KEY,
     Bundle,
@@ -588,7 +589,9 @@ def read_savedmodel(path: Path, budget: ReadBudget) -> Report:
     version = meta_graph.tensorflow_version
     return Report(
         source=Source(
-            kind="savedmodel", framework_version=f"TensorFlow {version}" if version else None, path=str(path)
+            kind=Kind.SAVEDMODEL,
+            framework_version=f"TensorFlow {version}" if version else None,
+            path=str(path),
         ),
         root=root,
         optimizer=group_of("optimizer", listing.optimizer),

@@ -12,6 +12,7 @@ it so the Keras lines we print match the framework's, and later checks can say s
 
 from __future__ import annotations
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Source
 from paramscope.core.tree import TreeBuilder
 from paramscope.sources.common import unbuilt_warning
@@ -40,7 +41,7 @@ def inspect_tf_keras(model) -> Report:
     builder = TreeBuilder()
     root, paths = keras_tree(model, builder, ACCESSORS)
     report = Report(
-        source=Source(kind="tf_keras", framework_version=tf_keras.__version__, backend="tensorflow"),
+        source=Source(kind=Kind.TF_KERAS, framework_version=tf_keras.__version__, backend="tensorflow"),
         root=root,
         warnings=unbuilt_warning([layer.name for layer in model._flatten_layers() if not layer.built]),
         changed_since_compile=changed_since_compile(model, paths),

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames
 from paramscope.errors import InputError
@@ -314,7 +315,7 @@ def read_tflite(path: Path, budget: ReadBudget) -> Report:
     if any(t.role is Role.UNKNOWN for t in root.all_tensors()):
         warnings.append(NO_TRAINABILITY.format(format="TFLite"))
     return Report(
-        source=Source(kind="tflite", framework_version=f"schema v{version}", path=str(path)),
+        source=Source(kind=Kind.TFLITE, framework_version=f"schema v{version}", path=str(path)),
         root=root,
         constants=_quantization_group(constants),
         warnings=warnings,

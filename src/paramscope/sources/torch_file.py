@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from paramscope.core.dtypes import dtype_bits
-from paramscope.core.report import Report, Role, Source
+from paramscope.core.kinds import Kind
+from paramscope.core.report import Report, Role, Source, Verdict
 from paramscope.errors import InputError
 from paramscope.sources.archive import read_member
 from paramscope.sources.boundary import name_of, open_regular
@@ -31,12 +32,13 @@ from paramscope.sources.flat import FlatModule, FlatTensor, flat_report
 from paramscope.sources.packed_weights import Hints, config_beside
 from paramscope.sources.pickle_numpy import ArrayRef
 from paramscope.sources.pickle_verdict import verdict_of
-from paramscope.sources.pickle_walker import Names, StorageRef, TensorRef, walk, walk_at
+from paramscope.sources.pickle_walker import Call, Names, StorageRef, TensorRef, walk, walk_at
 from paramscope.sources.torch_checkpoint import checkpoint_metadata, layout
 from paramscope.sources.torch_pickled import BUFFER, PARAMETER, Held, ModuleSeen, Sighting, Unread, holdings
 from paramscope.sources.torch_prune import Pruned, mask_name, prune_warnings, pruned_names
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+PROTO_OPCODE = 0x80
 EXPANDED = (
     "{count} tensor(s) are expanded views (stride 0): their elements repeat one stored value "
     "and are not stored; counts and bytes are those of the view, as torch reports numel()."
@@ -155,8 +157,6 @@ def _found(obj: object, path: Path, budget: ReadBudget) -> list[Sighting]:
                 budget.check("references", repeats, "the file")
             seen.add(id(entry.tensor))
         found.append(entry)
-    if not seen:
-        raise InputError(f"{path}: holds no tensors (not a state dict or checkpoint)")
     return found
 
 
@@ -189,13 +189,18 @@ def _report(
     budget: ReadBudget,
     names: Names,
 ) -> Report:
+    """The report of what the pickle holds. A pickle without tensors is no checkpoint — unless
+    it is malicious: then its verdict is the report (no counts), not a bad-input error."""
+    verdict = verdict_of(names.values(), names.protocols)
+    if not any(isinstance(s, Held) for s in found) and verdict.verdict is not Verdict.MALICIOUS:
+        raise InputError(f"{path}: holds no tensors (not a state dict or checkpoint)")
     parts = layout(obj, found)
     entries, modules = _flat(parts.model, storage_bytes, budget)
     entries, pruned = _pruned_state(entries)
     optimizer = _flat(parts.optimizer, storage_bytes, budget)[0] if parts.optimizer else None
     report = flat_report(
         entries,
-        Source(kind="torch_file", path=str(path), framework_version=variant),
+        Source(kind=Kind.TORCH_FILE, path=str(path), framework_version=variant),
         "A torch file",
         path.name,
         optimizer=optimizer,
@@ -204,7 +209,7 @@ def _report(
         modules=modules,
         hints=Hints(config=lambda: config_beside(path.parent, budget)),
     )
-    report.pickle = verdict_of(names.values())
+    report.pickle = verdict
     report.metadata = checkpoint_metadata(obj, budget)
     return report
 
@@ -234,7 +239,7 @@ def read_torch_zip(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> 
     sizes = {
         i.filename[len(prefix) :]: _storage_size(i, budget) for i in infos if i.filename.startswith(prefix)
     }
-    names: Names = {}
+    names = Names()
     with _naming_danger(path, names):
         obj = walk(read_member(archive, pickles[0], budget, "pickle_bytes"), budget=budget, names=names)
         found = _found(obj, path, budget)
@@ -293,14 +298,14 @@ def _legacy_storages(
 def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
     """The pre-1.6 format: magic, protocol and sys-info pickles, the object's pickle, the list
     of storage keys, then each storage's element count and raw elements."""
-    names: Names = {}
+    names = Names()
     with (
         open_regular(path) as handle,
         mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
         _naming_danger(path, names),
     ):
         magic, pos = walk_at(data, 0, budget, names=names)
-        if magic != LEGACY_MAGIC:
+        if magic != LEGACY_MAGIC and not isinstance(magic, Call):  # a call: torch runs it, then checks
             raise InputError(f"{path}: not a legacy torch file (bad magic number)")
         _, pos = walk_at(data, pos, budget, names=names)  # protocol version
         _, pos = walk_at(data, pos, budget, names=names)  # sys info
@@ -318,8 +323,14 @@ def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
 
 
 def looks_like_legacy(head: bytes) -> bool:
-    """Protocol-2 pickle of the 10-byte legacy magic number (`\\x80\\x02\\x8a\\x0a...`)."""
-    return head[:4] == b"\x80\x02\x8a\x0a" and int.from_bytes(head[4:14], "little") == LEGACY_MAGIC
+    """A pickle: the legacy format starts with one holding the magic number, in the protocol the
+    file was saved with (``\\x80\\x02\\x8a\\x0a…`` by default, ``L1195…L`` in protocols 0-1). Any
+    pickle is read as a candidate: ``torch.load`` unpickles the first one before it checks the
+    number, so a pickle whose first value is a call is a torch file in effect — its verdict
+    says what that call would do."""
+    if len(head) >= 2 and head[0] == PROTO_OPCODE:
+        return 1 <= head[1] <= 5
+    return head[:1] == b"L" and head[1:3].isdigit()
 
 
 __all__ = ["looks_like_legacy", "read_torch_legacy", "read_torch_zip"]

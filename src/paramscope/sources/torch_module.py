@@ -9,7 +9,8 @@ nothing on the module is changed.
 
 from __future__ import annotations
 
-from paramscope.core.report import Node, Report, Role, Source
+from paramscope.core.kinds import Kind
+from paramscope.core.report import Node, Report, Role, Source, Tensor
 from paramscope.core.tree import TreeBuilder, join_path
 from paramscope.sources.torch_prune import MASK, Pruned, prune_warnings, pruned_names
 
@@ -60,13 +61,31 @@ def pruned_tensors(module) -> list[Pruned]:
 def inspect_torch(module) -> Report:
     """Report of a live ``torch.nn.Module``, untouched."""
     import torch
-    from torch.nn.parameter import UninitializedTensorMixin  # lazy modules' placeholders
 
-    builder = TreeBuilder()
-    lazy: list[str] = []
-    undercount: dict[str, int] = {}
+    tree = _ModuleTree()
+    root = tree.node(module, "", type(module).__name__)
+    return Report(
+        source=Source(kind=Kind.TORCH, framework_version=torch.__version__),
+        root=root,
+        warnings=tree.warnings() + prune_warnings(pruned_tensors(module)),
+        framework_undercount=tree.undercount,
+        origins=tree.builder.origins(),
+    )
 
-    def visit(mod, path: str, name: str) -> Node:
+
+class _ModuleTree:
+    """One walk over a module: its nodes, and what the walk meets on the way — lazy modules'
+    placeholders (no shape yet) and 4-bit weights (that ``numel()`` undercounts)."""
+
+    def __init__(self) -> None:
+        from torch.nn.parameter import UninitializedTensorMixin  # lazy modules' placeholders
+
+        self.builder = TreeBuilder()
+        self.lazy: list[str] = []
+        self.undercount: dict[str, int] = {}  # role -> parameters numel() misses
+        self._placeholder = UninitializedTensorMixin
+
+    def node(self, mod, path: str, name: str) -> Node:
         node = Node(
             path=path,
             name=name,
@@ -76,53 +95,49 @@ def inspect_torch(module) -> Report:
             origin=mod,
         )
         for pname, param in mod._parameters.items():
-            if param is None:
-                continue
-            if isinstance(param, UninitializedTensorMixin):
-                lazy.append(join_path(path, pname))
-                continue
-            role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
-            packed = packed_4bit(param)
-            if packed is not None:  # stored two per byte: count the parameters, not the bytes
-                shape, dtype = packed
-                tensor = builder.tensor(param, path, pname, shape, dtype, role, nbytes=param.numel())
-                undercount[role.value] = undercount.get(role.value, 0) + tensor.params - param.numel()
-                node.tensors.append(tensor)
-                continue
-            node.tensors.append(builder.tensor(param, path, pname, param.shape, param.dtype, role))
+            if self._present(param, path, pname):
+                node.tensors.append(self._parameter(param, path, pname))
         for bname, buffer in mod._buffers.items():
-            if buffer is None:
-                continue
-            if isinstance(buffer, UninitializedTensorMixin):
-                lazy.append(join_path(path, bname))
-                continue
-            persistent = bname not in mod._non_persistent_buffers_set
-            node.tensors.append(
-                builder.tensor(buffer, path, bname, buffer.shape, buffer.dtype, Role.STATE, persistent)
-            )
+            if self._present(buffer, path, bname):
+                persistent = bname not in mod._non_persistent_buffers_set
+                node.tensors.append(
+                    self.builder.tensor(
+                        buffer, path, bname, buffer.shape, buffer.dtype, Role.STATE, persistent
+                    )
+                )
         for cname, child in mod._modules.items():
             if child is not None:
-                node.children.append(visit(child, join_path(path, cname), cname))
+                node.children.append(self.node(child, join_path(path, cname), cname))
         return node
 
-    root = visit(module, "", type(module).__name__)
-    warnings = []
-    if lazy:
-        warnings.append(
-            f"{len(lazy)} lazy tensor(s) not initialized yet ({', '.join(lazy[:5])}): they "
-            "count 0 until the module has seen one input."
-        )
-    if undercount:
-        warnings.append(
-            f"4-bit quantized weights (bitsandbytes) pack two parameters per stored element: "
-            f"model.parameters() counts {sum(undercount.values()):,} fewer than the model has; "
-            "paramscope counts them all."
-        )
-    warnings.extend(prune_warnings(pruned_tensors(module)))
-    return Report(
-        source=Source(kind="torch", framework_version=torch.__version__),
-        root=root,
-        warnings=warnings,
-        framework_undercount=undercount,
-        origins=builder.origins(),
-    )
+    def _present(self, tensor, path: str, name: str) -> bool:
+        """Whether a slot holds a tensor to count: not None, and not a lazy placeholder."""
+        if isinstance(tensor, self._placeholder):
+            self.lazy.append(join_path(path, name))
+            return False
+        return tensor is not None
+
+    def _parameter(self, param, path: str, name: str) -> Tensor:
+        role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
+        packed = packed_4bit(param)
+        if packed is None:
+            return self.builder.tensor(param, path, name, param.shape, param.dtype, role)
+        shape, dtype = packed  # stored two per byte: count the parameters, not the bytes
+        tensor = self.builder.tensor(param, path, name, shape, dtype, role, nbytes=param.numel())
+        self.undercount[role.value] = self.undercount.get(role.value, 0) + tensor.params - param.numel()
+        return tensor
+
+    def warnings(self) -> list[str]:
+        warnings = []
+        if self.lazy:
+            warnings.append(
+                f"{len(self.lazy)} lazy tensor(s) not initialized yet ({', '.join(self.lazy[:5])}): they "
+                "count 0 until the module has seen one input."
+            )
+        if self.undercount:
+            warnings.append(
+                f"4-bit quantized weights (bitsandbytes) pack two parameters per stored element: "
+                f"model.parameters() counts {sum(self.undercount.values()):,} fewer than the model has; "
+                "paramscope counts them all."
+            )
+        return warnings

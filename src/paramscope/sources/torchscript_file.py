@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paramscope.core.kinds import Kind
 from paramscope.core.printable import visible
 from paramscope.core.report import Node, PickleVerdict, Report, Role, Source, TensorGroup
 from paramscope.core.tree import TreeBuilder, UniqueNames, join_path
@@ -376,7 +377,7 @@ def _read_pickles(
 ) -> tuple[object, list[Global], object]:
     """data.pkl, the TorchScript classes it names, constants.pkl; every other top-level pickle
     (``traced_inputs.pkl``, a mobile ``bytecode.pkl``) is walked for its globals only."""
-    data_names: Names = {}
+    data_names = Names()
     with _reading("data.pkl", names):
         data = walk(
             read_member(archive, f"{prefix}data.pkl", budget, "pickle_bytes"), budget=budget, names=data_names
@@ -412,7 +413,7 @@ def read_torchscript(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -
     member_set = set(members)
     prefix = _prefix(member_set)
     version = _format_version(archive, prefix, member_set, budget)
-    names: Names = {}
+    names = Names()
     data, records, constants_value = _read_pickles(archive, prefix, members, budget, names)
     with _reading("code/", names):
         classes = _class_table(archive, prefix, member_set, records, budget)
@@ -430,7 +431,7 @@ def read_torchscript(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -
         constants, refs = _constants(constants_value, budget)
         _check_storages(refs, _storages(archive, prefix, "constants", budget), "constants")
     return Report(
-        source=Source(kind="torchscript", framework_version=f"format {version}", path=str(path)),
+        source=Source(kind=Kind.TORCHSCRIPT, framework_version=f"format {version}", path=str(path)),
         root=root,
         constants=constants,
         warnings=_warnings(modules, attributes, names, constants),

@@ -260,13 +260,12 @@ for _kind in GATES:
 
 
 def _inner(config: dict, build: dict, key: str = "layer") -> LayerSpec:
-    from paramscope.specs.lookup import keras_spec
-
+    """The spec of a wrapped layer (Bidirectional, TimeDistributed), from this registry."""
     inner = config[key]
-    spec = keras_spec(inner["class_name"], inner["config"], build)
-    if spec is None:
+    function = KERAS.get(inner["class_name"])
+    if function is None:
         raise KeyError(f"no formula for {inner['class_name']}")
-    return spec
+    return function(inner["config"], build)
 
 
 @register(KERAS, "Bidirectional")

@@ -11,17 +11,13 @@ is a clean :class:`NoFormula`, and the layer gets the generic count of its tenso
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from paramscope.core.kinds import Family, Kind
 from paramscope.specs import keras_layers, torch_modules  # noqa: F401  (they fill the registries)
 from paramscope.specs.spec import KERAS, KERAS2, TORCH, LayerSpec, SpecFunction
 
-REGISTRY_OF_KIND = {
-    "keras": KERAS,
-    "tf_keras": {**KERAS, **KERAS2},
-    "keras_file": KERAS,
-    "h5": KERAS,
-    "torch": TORCH,
-}
-FILE_KINDS = frozenset({"keras_file", "h5"})  # configs read from untrusted files
+TF_KERAS = {**KERAS, **KERAS2}  # tf.keras builds a few layers differently from Keras 3
 MAX_DIMS = 64  # as the read budget's default `dims`
 MAX_ELEMENTS = 2**63 - 1  # as boundary.shape_of: a count must fit in a signed 64-bit integer
 
@@ -30,20 +26,26 @@ class NoFormula(ValueError):
     """A layer config from a file that its class's spec cannot evaluate."""
 
 
-def keras_spec(class_name: str, config: dict, build: dict) -> LayerSpec | None:
-    function = KERAS.get(class_name)
-    return None if function is None else function(config, build)
+def registry(kind: Kind) -> Mapping[str, SpecFunction]:
+    """The formulas that describe a source's layers. A live tf.keras model was built by Keras 2;
+    a saved Keras model (``.keras``, or an ``.h5`` that Keras 3 or 2 may have written) is read
+    with Keras 3's formulas; a live torch module with torch's. Other sources have none."""
+    if kind.keras_like:
+        return TF_KERAS if kind.live and kind.family is Family.TF_KERAS else KERAS
+    return TORCH if kind.live and kind.family is Family.TORCH else {}
 
 
-def spec_for(kind: str, class_name: str, config: dict | None, build: dict | None) -> LayerSpec | None:
+def spec_for(kind: Kind | str, class_name: str, config: dict | None, build: dict | None) -> LayerSpec | None:
     """The spec of a layer, or None when its class has no formula (or no config is known).
 
-    For a file source, a config the spec cannot evaluate raises :class:`NoFormula`.
+    For a file source, whose config is untrusted, a config the spec cannot evaluate raises
+    :class:`NoFormula`.
     """
-    function = REGISTRY_OF_KIND.get(kind, {}).get(class_name)
+    kind = Kind(kind)
+    function = registry(kind).get(class_name)
     if function is None or config is None:
         return None
-    if kind in FILE_KINDS:
+    if kind.is_file:
         return _guarded(function, class_name, config, build or {})
     return function(config, build or {})
 

@@ -1,0 +1,1 @@
+"""`explain`: each weighted layer's formula, checked against its tensors, then the answer."""

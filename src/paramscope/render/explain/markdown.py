@@ -1,0 +1,29 @@
+"""`explain` as Markdown: a section per layer, then the answer as a list."""
+
+from __future__ import annotations
+
+from paramscope.ops.explain import Explanation, LayerExplanation
+from paramscope.render.markup import malicious_markdown
+from paramscope.render.tree_rows import shape_text
+
+
+def _layer_section(layer: LayerExplanation) -> list[str]:
+    lines = [f"### {layer.path or '(root)'} ({layer.type}) · {layer.params:,} params", ""]
+    if layer.problem:
+        return [*lines, f"> **{layer.problem}**", ""]
+    if not layer.formula.generic:
+        lines.append(f"`{layer.formula.symbolic}`  ")
+    tensors = ", ".join(f"{t.name} {shape_text(t)}" for t in layer.tensors)
+    lines.append(f"= `{layer.formula.expression}` = **{layer.formula.value:,}**  ")
+    lines.append(f"Tensors: {tensors}  ")
+    return [*lines, layer.text, ""]
+
+
+def markdown(explanation: Explanation) -> str:
+    report = explanation.report
+    lines = [*malicious_markdown(report), f"## Why {report.root.name or '(root)'} counts what it counts", ""]
+    for layer in explanation.layers:
+        lines += _layer_section(layer)
+    lines += ["## What your numbers mean", ""]
+    lines += [f"- {paragraph}" for paragraph in explanation.answer]
+    return "\n".join(lines) + "\n"
