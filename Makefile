@@ -22,10 +22,12 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	KERAS_BACKEND=torch $(BIN)/paramscope demo
 
+# pytest runs on both cores, a file on one worker; the Keras child runs (jax, tensorflow in two
+# parts each, tf.keras) are units of their own, handed out first (tests/conftest.py).
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; a file stays on one worker
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; see tests/conftest.py
 	$(BIN)/python -m pytest -m serial  # measured tests (CPU seconds), alone
 
 lint: $(VENV)/.dev-installed

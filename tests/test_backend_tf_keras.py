@@ -1,4 +1,4 @@
-"""tests/tf_keras (Keras 2 through tf-keras), in a child process (see tests/backend_suites.py)."""
+"""tests/tf_keras (Keras 2 through tf-keras), in full, in a child process (see tests/backend_suites.py)."""
 
 from tests.backend_suites import run_suite
 

@@ -1048,7 +1048,7 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
     touch = f"touch {marker}"
     trojans = [
         ("os-system-beside-tensors", MALICIOUS, _beside(_os_system(touch)), "os.system"),
-        ("os-system-top-level", REFUSED, _alone(_os_system(touch)), "os.system"),
+        ("os-system-top-level", MALICIOUS, _alone(_os_system(touch)), "os.system"),
         (
             "os-system-stack-global",
             REFUSED,  # it leaves the names on the stack: a malformed pickle
@@ -1076,7 +1076,12 @@ def _trojan_attacks(marker: Path) -> list[PickleAttack]:
             ),
             "os.system",
         ),
-        ("os-system-inst", REFUSED, _alone(MARK + f"S'{touch}'\n".encode() + b"ios\nsystem\n"), "os.system"),
+        (
+            "os-system-inst",
+            MALICIOUS,
+            _alone(MARK + f"S'{touch}'\n".encode() + b"ios\nsystem\n"),
+            "os.system",
+        ),
         (
             "eval-in-optimizer",
             MALICIOUS,
@@ -1963,7 +1968,7 @@ def npy_cases(marker: Path) -> Iterator[Case]:
     yield _npy_case(
         "object-array-os-system",
         "trojan",
-        REFUSED,
+        MALICIOUS,
         saved_npy(np.array([_SystemCall(f"touch {marker}")], dtype=object), allow_pickle=True),
         "an object array whose pickle calls os.system",
     )
@@ -2045,7 +2050,7 @@ def npz_cases(marker: Path) -> Iterator[Case]:
     yield _npz_case(
         "object-member-os-system",
         "trojan",
-        REFUSED,
+        MALICIOUS,
         with_member("x.npy", saved_npy(np.array([_SystemCall(f"touch {marker}")], dtype=object), True)),
         "an object array whose pickle calls os.system",
     )

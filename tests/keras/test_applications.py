@@ -1,7 +1,11 @@
 """Every keras.applications model the backend can build, against Keras's own numbers.
 
-On the torch backend (the in-process run) every model, with and without its top; under jax
-and tensorflow (tests/test_backend_*.py sets PARAMSCOPE_APPS=third) every third model.
+On the torch backend (the in-process run) every model, with and without its top. A lean child
+run (jax, tensorflow: tests/backend_suites.py) keeps LEAN_SAMPLE, the smallest model of each
+architecture family, with its top: every block Keras's applications are made of is built on
+every backend, and a larger member of a family only repeats them. Without its top a model is
+a subset of the same layers (kernel shapes do not depend on the input size), so that variant
+runs on torch only. NASNetMobile, which Keras cannot build on torch, is in the sample.
 Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
 frozen model (Keras 3 trains it: roles are per variable); explain derives every weighted layer
 without a wrong formula and with at most 2% generic ones.
@@ -11,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import inspect as pyinspect
-import os
 
 import keras
 import pytest
@@ -24,8 +27,37 @@ from tests.truth import assert_matches_keras
 ALL_APPS = sorted(
     name for name, obj in vars(keras.applications).items() if pyinspect.isfunction(obj) and name[0].isupper()
 )
-APPS = ALL_APPS[::3] if os.environ.get("PARAMSCOPE_APPS") == "third" else ALL_APPS
+LEAN_SAMPLE = {
+    "ConvNeXtTiny",
+    "DenseNet121",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "InceptionResNetV2",
+    "InceptionV3",
+    "MobileNet",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "NASNetMobile",
+    "ResNet50",
+    "ResNet50V2",
+    "VGG16",
+    "Xception",
+}
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
+
+
+def cases() -> list:
+    """Every (model, top) pair; all but the lean sample are marked ``sweep`` (torch only)."""
+    return [
+        pytest.param(
+            name,
+            include_top,
+            marks=() if include_top and name in LEAN_SAMPLE else pytest.mark.sweep,
+            id=f"{name}-{'top' if include_top else 'notop'}",
+        )
+        for name in ALL_APPS
+        for include_top in (True, False)
+    ]
 
 
 def build(name: str, include_top: bool):
@@ -45,8 +77,12 @@ def last_weighted_layer(model):
     return [layer for layer in model._flatten_layers(include_self=False) if layer.weights][-1]
 
 
-@pytest.mark.parametrize("include_top", [True, False], ids=["top", "notop"])
-@pytest.mark.parametrize("name", APPS)
+def test_lean_sample_names_real_applications() -> None:
+    """A renamed or removed application must not silently shrink the lean runs."""
+    assert LEAN_SAMPLE - set(ALL_APPS) == set()
+
+
+@pytest.mark.parametrize(("name", "include_top"), cases())
 def test_application_matches_keras(name: str, include_top: bool) -> None:
     model = build(name, include_top)
     try:

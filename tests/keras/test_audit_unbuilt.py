@@ -17,7 +17,7 @@ class TwoDense(keras.Model):
         self.hidden = keras.layers.Dense(3)
         self.out = keras.layers.Dense(2)
 
-    def call(self, x):
+    def call(self, x, training=False):  # jax's train step passes training=
         return self.out(self.hidden(x))
 
 

@@ -2,13 +2,14 @@
 
 Each hypothesis case builds a real layer, and the formula's value and listed tensors must equal
 what Keras created (``layer.weights``); a disagreement, or a fallback to the generic formula,
-fails. Under jax and tensorflow (PARAMSCOPE_APPS=third) fewer examples run.
+fails. The lean jax and tensorflow runs (tests/backend_suites.py) draw 8 examples of each
+layer family instead of 20: a formula is arithmetic on shapes, the same on every backend, and
+what a backend changes (which weights a layer creates, and their names) shows in any example.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from functools import partial
 
 import keras
@@ -19,8 +20,9 @@ from hypothesis import strategies as st
 
 import paramscope
 from paramscope.ops.explain import explain_layers
+from tests.backend_suites import LEAN
 
-EXAMPLES = 8 if os.environ.get("PARAMSCOPE_APPS") == "third" else 20
+EXAMPLES = 8 if LEAN else 20
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 small = st.integers(1, 6)
