@@ -1971,6 +1971,7 @@ def npy_cases(marker: Path) -> Iterator[Case]:
         MALICIOUS,
         saved_npy(np.array([_SystemCall(f"touch {marker}")], dtype=object), allow_pickle=True),
         "an object array whose pickle calls os.system",
+        phrase=f"{os.system.__module__}.system",
     )
     header = _npy("(17179869184,)", data=b"")
     yield Case(
@@ -2004,8 +2005,8 @@ def npy_boundaries(data: bytes) -> list[tuple[str, int]]:
     ]
 
 
-def _npz_case(name: str, kind: str, expect: str, data: bytes, note: str) -> Case:
-    return Case(f"npz-{name}", kind, "npz", expect, "arrays.npz", {"arrays.npz": data}, note=note)
+def _npz_case(name: str, kind: str, expect: str, data: bytes, note: str, **kw) -> Case:
+    return Case(f"npz-{name}", kind, "npz", expect, "arrays.npz", {"arrays.npz": data}, note=note, **kw)
 
 
 def rename_member(data: bytes, old: str, new: bytes) -> bytes:
@@ -2053,6 +2054,7 @@ def npz_cases(marker: Path) -> Iterator[Case]:
         MALICIOUS,
         with_member("x.npy", saved_npy(np.array([_SystemCall(f"touch {marker}")], dtype=object), True)),
         "an object array whose pickle calls os.system",
+        phrase=f"{os.system.__module__}.system",
     )
     names = {
         "member-traversal": ("../evil.npy", REFUSED, "structure"),

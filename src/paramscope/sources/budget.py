@@ -37,7 +37,7 @@ class Limits:
     # A single pickle needs ~35 opcodes and ~20 objects per tensor: these pass 50,000 tensors
     # (the largest single-file checkpoints hold a few thousand) at ~1 µs per opcode.
     pickle_opcodes: int = 2_000_000
-    pickle_objects: int = 2_000_000  # values a pickle creates (about 64 bytes each at most)
+    pickle_objects: int = 1_500_000  # values a pickle creates (about 64 bytes each at most; ~40 a tensor)
     depth: int = 256  # nesting: containers in a pickle or JSON document, nodes in a name
     # Tensors in one file, index or folder: the largest real indexes (DeepSeek-V3 with its FP8
     # scales) hold about 92,000; each costs about 2 KB and 20-40 µs from file to JSON.
