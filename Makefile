@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch that lies on the CI machines' disk; a newer pin downloads CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test test-full lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,20 +15,47 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[keras]' '$(TORCH)'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+# The dev extra (4 GB installed) through uv, which pip installs first: uv fetches and unpacks in
+# parallel, 1 min where pip took 5 (tensorflow's own download aside), and compiles no bytecode
+# (pip's compiling of 320 MB of sources, one core for 100 s; the tests' imports compile what
+# they use). uv reads no pip configuration: pip's find-links, where the CPU torch wheel lies,
+# are passed on, or uv would download torch's CUDA build.
+UV := uv==0.13.8
+FIND_LINKS = $(sort $(shell $(BIN)/pip config list 2>/dev/null | sed -n "s/^.*find-links='\(.*\)'$$/\1/p"))
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/pip install -q '$(UV)'
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS)) -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
+
+# The browser tests (tests/report/test_browser.py) drive Debian's chromium, never a download.
+# Installed as root or through sudo; where neither works they skip, saying why. Marked done
+# only once chromium is there, so a later run tries again.
+$(VENV)/.browser-installed: | $(BIN)/python
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then echo "make: cannot install chromium (not root, no sudo): browser tests will skip"; \
+	  else $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium \
+	    || echo "make: apt-get could not install chromium: browser tests will skip"; fi; }
+	@if command -v chromium >/dev/null; then touch $@; fi
 
 demo: $(VENV)/.demo-installed
 	KERAS_BACKEND=torch $(BIN)/paramscope demo
 
-# pytest runs on both cores, a file on one worker; the Keras child runs (jax, tensorflow in two
-# parts each, tf.keras) are units of their own, handed out first (tests/conftest.py).
-test: $(VENV)/.dev-installed
+# pytest runs on both cores, a file on one worker; the Keras child runs (jax, tensorflow,
+# tf.keras) are units of their own, handed out first (tests/conftest.py). The jax and tensorflow
+# runs are lean (cases marked `sweep` run on torch only) and the fuzzers draw 20 examples a
+# target; `make test-full` runs every sweep on every backend and 50 examples.
+test: $(VENV)/.dev-installed $(VENV)/.browser-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; see tests/conftest.py
 	$(BIN)/python -m pytest -m serial  # measured tests (CPU seconds), alone
+
+test-full:
+	PARAMSCOPE_FULL=1 $(MAKE) test
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -10,7 +10,8 @@ tensorflow children set PARAMSCOPE_LEAN=1: tests/conftest.py deselects the cases
 runs on every backend, every count assertion in it included; what shrinks is the number of
 models a sweep goes through, to the sample its file's docstring names: the smallest
 keras.applications model of each architecture family, each file format once, each layer
-kind's formula. tests/tf_keras runs in full: tf.keras has no other run.
+kind's formula. tests/tf_keras runs in full: tf.keras has no other run. ``make test-full``
+sets PARAMSCOPE_FULL=1: then the children run every sweep too.
 
 One child per backend: a model built twice in one jax process compiles its initializers
 once, and the two parts a split would give cost more than they balance. tests/conftest.py
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LEAN = os.environ.get("PARAMSCOPE_LEAN") == "1"
 CHILD_RUN_FILES = re.compile(r"tests/test_backend_\w+\.py")  # tests/conftest.py runs them first
 
-# PARAMSCOPE_APPS: tests/keras/test_keras_files.py's own switch, until it marks its sweep.
-LEAN_ENV = {"PARAMSCOPE_LEAN": "1", "PARAMSCOPE_APPS": "third"}
+FULL = os.environ.get("PARAMSCOPE_FULL") == "1"
+LEAN_ENV = {} if FULL else {"PARAMSCOPE_LEAN": "1"}
 # XLA compiles each random initializer once per weight shape, which is most of building a
 # model on jax; unoptimised code compiles in half the time or less and creates the same weights.
 JAX_ENV = {**LEAN_ENV, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0"}

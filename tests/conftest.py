@@ -4,7 +4,9 @@ Keras 3 reads KERAS_BACKEND once, at import: the in-process suite runs on the to
 and tests/test_backend_*.py re-runs tests/keras under jax and tensorflow in child processes.
 tests/tf_keras runs only in its own child process, so TensorFlow's tf.keras never shares a
 process with torch-backed Keras. Those Keras 3 child runs are lean: the cases marked ``sweep``
-run on torch only (tests/backend_suites.py says what each backend still covers).
+run on torch only (tests/backend_suites.py says what each backend still covers). Cases marked
+``full`` run only in ``make test-full`` (PARAMSCOPE_FULL=1): the larger members of a family whose
+every kind of block a smaller member already brings.
 """
 
 import os
@@ -12,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.backend_suites import CHILD_RUN_FILES, LEAN
+from tests.backend_suites import CHILD_RUN_FILES, FULL, LEAN
 
 pytest.register_assert_rewrite("tests.truth")
 
@@ -33,19 +35,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sweep: a case only the main (torch-backend) run checks; lean child runs deselect it"
     )
+    config.addinivalue_line("markers", "full: a case only `make test-full` (PARAMSCOPE_FULL=1) runs")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the ``sweep`` cases in a lean child run; put the child runs first.
+    """Deselect the ``sweep`` cases in a lean child run, the ``full`` ones unless asked; put the
+    child runs first.
 
     The child runs are the longest tests: started first, they end with the run instead of
     after it (pytest-xdist hands files out in this order, see ``pytest_xdist_make_scheduler``).
     Then files with many tests before files with few, as xdist itself orders them.
     """
-    if LEAN:
-        swept = [item for item in items if item.get_closest_marker("sweep")]
-        config.hook.pytest_deselected(items=swept)
-        items[:] = [item for item in items if not item.get_closest_marker("sweep")]
+    left_out = {"sweep"} if LEAN else set()
+    if not FULL:
+        left_out.add("full")
+    deselected = [item for item in items if any(item.get_closest_marker(mark) for mark in left_out)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
     per_file = Counter(item.path for item in items)
     items.sort(key=lambda item: (not CHILD_RUN_FILES.search(item.nodeid), -per_file[item.path]))
 

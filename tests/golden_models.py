@@ -133,6 +133,53 @@ def audited_net() -> dict:
     return {
         "model": model,
         "optimizer": torch.optim.SGD(model.head.parameters(), lr=0.25),
-        "example_inputs": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        "inputs": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
         "loss": output_sum,
     }
+
+
+# --------------------------------------------------- memory and diff: the seed's model, checkpoints
+
+
+def keras_seed():
+    """The issue's model (#14): MobileNetV2 (pooled, ``weights=None``) under Dense(23), the base
+    frozen. A 32×32 input builds it fast; its weights do not depend on the image size."""
+    import keras
+
+    base = keras.applications.MobileNetV2(
+        weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3)
+    )
+    base.trainable = False
+    return keras.Sequential([base, keras.layers.Dense(23, name="head")], name="seed")
+
+
+def keras_seed_memory():
+    """Adam in fp32 under ZeRO-2 on one GPU, as the issue prices it, beside DeepSpeed's figure."""
+    estimate = paramscope.memory(keras_seed(), optimizer="adam", sharding="zero2")
+    report = pinned(estimate.report, framework_version=PINNED_VERSION, backend="torch")
+    return dataclasses.replace(estimate, report=report)
+
+
+def checkpoint_memory(folder: Path):
+    """The needs-code checkpoint with its first two layers frozen, for AdamW."""
+    estimate = paramscope.memory(write_checkpoint(folder), optimizer="adamw", freeze=["0", "1"])
+    return dataclasses.replace(estimate, report=pinned(estimate.report, path=CHECKPOINT_NAME))
+
+
+def fine_tuned_diff(folder: Path, expect_frozen: tuple[str, ...] = ("body",)):
+    """``audited_net`` saved before and after two real SGD steps on its head: exact binary
+    fractions, the same on every machine. Its call counter starts at zero, so its relative
+    change is infinite (null in JSON)."""
+    target = audited_net()
+    model, optimizer = target["model"], target["optimizer"]
+    torch.save(model.state_dict(), folder / "before.pt")
+    for _ in range(2):
+        optimizer.zero_grad()
+        target["loss"](model(target["inputs"])).backward()
+        optimizer.step()
+    torch.save(model.state_dict(), folder / "after.pt")
+    diff = paramscope.diff(folder / "before.pt", folder / "after.pt", expect_frozen=expect_frozen)
+    source_a = dataclasses.replace(diff.source_a, path="before.pt")
+    return dataclasses.replace(
+        diff, source_a=source_a, source_b=dataclasses.replace(diff.source_b, path="after.pt")
+    )

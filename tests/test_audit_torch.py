@@ -7,7 +7,6 @@ requires_grad flags, module modes, optimizer state and the RNG are compared bit 
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import paramscope
 from paramscope.core.report import Role
 from paramscope.errors import InputError
 from paramscope.testing import assert_frozen
+from tests.json_contract import validated
 from tests.test_torch import TiedLanguageModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ def test_cli_exit_codes_and_json(tmp_path) -> None:
     )
     failing = run_cli(f"{factory}:bn_train", "--format", "json")
     assert failing.returncode == 1, failing.stderr
-    data = json.loads(failing.stdout)
+    data = validated(failing.stdout)
     assert {"findings", "changed", "unchanged", "restored"} <= data.keys()
     assert data["restored"] is True and data["passed"] is False
     assert data["findings"][0]["rule"] == "frozen-bn-train-mode"

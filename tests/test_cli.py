@@ -58,6 +58,7 @@ def test_summary_json_contract() -> None:
     assert first["tensors"][0] == {
         "name": "weight",
         "path": "0/weight",
+        "key": "0.weight",
         "shape": [4, 3],
         "dtype": "float32",
         "role": "frozen",

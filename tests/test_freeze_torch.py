@@ -66,7 +66,8 @@ def test_torch_plan_round_trip(tmp_path) -> None:
     path = write_plan(plan, tmp_path / "plan.json")
     fresh = ResNetLike().train()
     after = paramscope.freeze(fresh, plan=path)
-    assert {t.path: t.role for t in after.tensors()} == plan.roles_after
+    assert after.applied and after.roles_after == plan.roles_after
+    assert {t.path: t.role for t in after.report_after.tensors()} == plan.roles_after
     assert not fresh.stem[1].training  # frozen BatchNorm kept in eval()
     assert fresh.fc.weight.requires_grad and not fresh.stem[0].weight.requires_grad
 

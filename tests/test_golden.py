@@ -53,7 +53,7 @@ def _scan(folder: Path):
 def _audit():
     target = models.audited_net()
     audit = paramscope.audit(
-        target["model"], optimizer=target["optimizer"], inputs=target["example_inputs"], loss=target["loss"]
+        target["model"], optimizer=target["optimizer"], inputs=target["inputs"], loss=target["loss"]
     )
     return dataclasses.replace(audit, report=models.pinned(audit.report))
 
@@ -91,6 +91,9 @@ def results(tmp_path_factory) -> dict[str, tuple[str, object, dict]]:
         "checkpoint.lint": ("lint", _pinned_lint(file_folder / models.CHECKPOINT_NAME, file_report), {}),
         "audited_net.audit": ("audit", _audit(), {}),
         "checkpoints.scan": ("scan", _scan(tmp_path_factory.mktemp("scan")), {}),
+        "keras_seed.memory": ("memory", models.keras_seed_memory(), {}),
+        "checkpoint.memory": ("memory", models.checkpoint_memory(tmp_path_factory.mktemp("memory")), {}),
+        "fine_tuned.diff": ("diff", models.fine_tuned_diff(tmp_path_factory.mktemp("diff")), {}),
     }
 
 
@@ -108,6 +111,9 @@ CASES = [
     "checkpoint.lint",
     "audited_net.audit",
     "checkpoints.scan",
+    "keras_seed.memory",
+    "checkpoint.memory",
+    "fine_tuned.diff",
 ]
 
 
@@ -242,6 +248,30 @@ def _scan_sums(document: dict) -> None:
             assert entry["source"]["kind"] is None and entry["params"] == entry["tensors"] == 0
 
 
+def _memory_sums(document: dict) -> None:
+    """Each part's bytes are its roles'; the parts make the total; what freezing saved is the
+    difference with everything trainable."""
+    parts = ("weights", "gradients", "optimizer", "master_weights", "activations")
+    figures = [document[key] for key in (*parts, "total", "all_trainable_total", "saved_by_freezing")]
+    assert all(figure["bytes"] == sum(figure["by_role"].values()) for figure in figures if figure)
+    for role in ROLES:
+        summed = sum(document[part]["by_role"][role] for part in parts if document[part])
+        assert document["total"]["by_role"][role] == summed
+        saved = document["all_trainable_total"]["by_role"][role] - document["total"]["by_role"][role]
+        assert document["saved_by_freezing"]["by_role"][role] == saved
+
+
+def _diff_sums(document: dict) -> None:
+    """Every tensor of A is in one list once; the root node counts them all, and the added ones."""
+    compared = [document[key] for key in ("changed", "unchanged", "not_compared", "reshaped", "removed")]
+    paths = [entry["path"] for entries in compared for entry in entries]
+    assert len(paths) == len(set(paths))
+    root = document["nodes"][0]
+    assert root["path"] == "" and root["tensors"] == len(paths) + len(document["added"])
+    assert root["changed"] == sum(len(document[k]) for k in ("changed", "reshaped", "removed", "added"))
+    assert document["passed"] == (not document["frozen_broken"])
+
+
 SUMS = {
     "summary": _summary_sums,
     "explain": _explain_sums,
@@ -249,4 +279,6 @@ SUMS = {
     "lint": _lint_sums,
     "audit": _audit_sums,
     "scan": _scan_sums,
+    "memory": _memory_sums,
+    "diff": _diff_sums,
 }

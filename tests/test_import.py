@@ -15,6 +15,19 @@ def test_import_is_framework_free() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_guard_modules_import_their_framework_only_when_used() -> None:
+    """paramscope.guard and paramscope.keras import nothing until a guard is built (the Keras
+    callback classes are made on first access); paramscope.lightning and paramscope.hf are
+    the frameworks' own callbacks, so importing them imports their framework, and only that."""
+    code = (
+        "import sys, paramscope, paramscope.guards, paramscope.keras;"
+        "assert callable(paramscope.guard);"
+        f"print([m for m in {(*FRAMEWORKS, 'lightning', 'transformers')!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_help_is_framework_free() -> None:
     code = (
         "import sys; from paramscope.cli import cli\n"

@@ -3,7 +3,8 @@
 The import rules are read from the table in ARCHITECTURE.md, so the document and the check
 are one: changing a rule means changing the document. Every import counts — top-level,
 inside a function, under ``if TYPE_CHECKING`` — with one documented exception: a display hook
-on a core type (``Report.__rich__``) may import render lazily.
+on a core type or an operation's result (``Report.__rich__``, ``Audit._repr_html_``) may
+import render lazily.
 
 A source's kind is asked, never spelled: ``kind.family``, ``kind.freezing``, ``kind.live``,
 not ``kind == "tf_keras"`` or a tuple of kind strings; only core/kinds.py knows the strings.
@@ -100,8 +101,8 @@ def backward(found: Import, allowed: dict[str, frozenset[str]]) -> bool:
     layer, target = layer_of(found.module), layer_of(found.target)
     if target == layer or "*" in allowed[layer]:
         return False
-    if found.in_display_hook and layer == "core" and target == "render":
-        return False  # the documented exception: core types render themselves lazily
+    if found.in_display_hook and layer in ("core", "ops") and target == "render":
+        return False  # the documented exception: core types and results render themselves lazily
     return target not in allowed[layer]
 
 
@@ -123,7 +124,7 @@ def test_no_backward_import() -> None:
 
 def test_the_contract_catches_what_it_forbids(tmp_path: Path) -> None:
     """The checker sees function-level, TYPE_CHECKING and relative imports, and allows the
-    display hook only in core and only towards render."""
+    display hook only in core and ops (types and results) and only towards render."""
     source = tmp_path / "module.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
@@ -152,7 +153,11 @@ def test_the_contract_catches_what_it_forbids(tmp_path: Path) -> None:
     as_ops = [
         backward(Import("paramscope.ops.x", i.target, i.line, i.in_display_hook), rules()) for i in found
     ]
-    assert as_ops == [False, False, True, True, True]  # ops may not render, hook or not
+    assert as_ops == [False, False, True, False, True]  # a result's display hook may render
+    as_sources = [
+        backward(Import("paramscope.sources.x", i.target, i.line, i.in_display_hook), rules()) for i in found
+    ]
+    assert as_sources == [False, True, False, True, False]  # sources may not render, hook or not
 
 
 # ------------------------------------------------------------------------ source kinds

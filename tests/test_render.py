@@ -26,13 +26,14 @@ def keras_transfer_report() -> Report:
     return models.keras_transfer_report(models.keras_transfer())
 
 
-def test_numbers_never_truncated_on_narrow_terminals(keras_transfer_report: Report) -> None:
-    text = render("summary", keras_transfer_report, "text", depth=1, width=50)
-    rows = text.splitlines()[2:7]
-    assert rows[0].endswith("Trainable")
-    assert rows[1].split()[-3:] == ["2/4/2", "73", "18"]  # numbers whole; only names shrink
-    assert rows[3].split()[-3:] == ["0/4/2", "55", "0"]
-    assert all(len(line) <= 50 for line in text.splitlines())
+def test_names_and_numbers_never_truncated_on_narrow_terminals(keras_transfer_report: Report) -> None:
+    text = render("summary", keras_transfer_report, "text", depth=2, width=50)
+    lines = text.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Layer (type)")) :]
+    assert table[0].split() == ["Layer", "(type)", "Trains", "Params"]  # decoration dropped first
+    assert table[1].split() == ["transfer", "(Functional)", "partial", "73"]
+    assert table[4].split() == ["│", "└─", "bn", "(BatchNormalization)", "N", "20"]
+    assert "…" not in text and all(len(line) <= 50 for line in lines)
 
 
 def test_report_prints_with_rich() -> None:
@@ -43,8 +44,8 @@ def test_report_prints_with_rich() -> None:
 
 
 def test_an_unknown_command_or_format_is_refused(keras_transfer_report: Report) -> None:
-    with pytest.raises(ValueError, match="no renderer for 'summary' in 'html'"):
-        render("summary", keras_transfer_report, "html")
+    with pytest.raises(ValueError, match="no renderer for 'summary' in 'pdf'"):
+        render("summary", keras_transfer_report, "pdf")
     with pytest.raises(ValueError, match="no renderer for 'memoir'"):
         render("memoir", keras_transfer_report, "json")
 
@@ -59,6 +60,8 @@ COMMAND_LINES = {
     "lint": ["lint", TORCH_MODEL],
     "audit": ["audit", "tests/golden_models.py:audited_net"],
     "scan": ["scan", "{folder}"],
+    "memory": ["memory", TORCH_MODEL],
+    "diff": ["diff", "{folder}/checkpoint.pt", "{folder}/checkpoint.pt"],
 }
 
 

@@ -6,14 +6,17 @@ counted once even when tied, with the framework's own totals reconciled. Importi
 package imports no deep-learning framework.
 """
 
-from paramscope.api import audit, diff, explain, freeze, inspect, lint, memory, scan
+from paramscope.api import audit, diff, explain, freeze, inspect, lint, memory, report, scan, show
 from paramscope.core import Node, Report, Role, Tensor
-from paramscope.errors import InputError, ParamscopeError
+from paramscope.errors import FreezeViolation, FreezeWarning, InputError, ParamscopeError
+from paramscope.guards import guard
 from paramscope.sources.budget import Limits, limits
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FreezeViolation",
+    "FreezeWarning",
     "InputError",
     "Limits",
     "Node",
@@ -25,9 +28,12 @@ __all__ = [
     "diff",
     "explain",
     "freeze",
+    "guard",
     "inspect",
     "limits",
     "lint",
     "memory",
+    "report",
     "scan",
+    "show",
 ]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paramscope.core.kinds import Kind
 from paramscope.core.report import Report
 from paramscope.errors import InputError
 from paramscope.sources.live import inspect_live
-from paramscope.sources.reference import Target, as_target, looks_like_reference, resolve
+from paramscope.sources.reference import (
+    Target,
+    as_target,
+    looks_like_reference,
+    module_without_factory,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from paramscope.ops.scan import FolderScan
@@ -21,7 +29,9 @@ def load(model: object, **factory_args: object) -> Target:
         text = os.fspath(model)
         if looks_like_reference(text):
             return resolve(text, factory_args)
-        raise InputError(f"{text}: no such file, and not a module:factory reference")
+        raise module_without_factory(text) or InputError(
+            f"{text}: no such file, and not a module:factory reference"
+        )
     if factory_args:
         raise InputError("factory arguments need a module:factory reference")
     return as_target(model, type(model).__name__)
@@ -30,6 +40,8 @@ def load(model: object, **factory_args: object) -> Target:
 def _load_report(model: object, factory_args: dict) -> tuple[Report, Target | None]:
     """The report, and the live target (with the factory's optimizer) when there is one."""
     if isinstance(model, (str, os.PathLike)) and os.path.exists(os.fspath(model)):
+        if (not_a_file := module_without_factory(os.fspath(model))) is not None:
+            raise not_a_file
         if factory_args:
             raise InputError(f"{os.fspath(model)}: --arg applies to factories, not to files")
         from paramscope.sources.detect import read_file
@@ -76,10 +88,11 @@ def freeze(
     Selectors name layers by path (see ``paramscope.core.select``); ``rules`` gives an explicit
     order (``[("freeze", "base"), ("unfreeze", "base/block_16_*")]``), later rules winning.
     The model is untouched unless ``apply=True``, which sets the flags and re-inspects it.
-    ``plan=`` applies a torch plan written by ``paramscope freeze --out`` and returns the
-    model's report afterwards.
+    ``plan=`` applies a torch plan written by ``paramscope freeze --out``. Either way the
+    result is a ``FreezePlan``; once applied, ``.applied`` is true and ``.report_after`` is the
+    model re-inspected.
     """
-    from paramscope.ops.freeze import apply_plan, parse_rules, plan_context, plan_freeze
+    from paramscope.ops.freeze import applied_plan, apply_plan, parse_rules, plan_context, plan_freeze
     from paramscope.pitfalls import run_rules
     from paramscope.sources.live_facts import live_facts
 
@@ -90,8 +103,9 @@ def freeze(
 
         data = plan if isinstance(plan, dict) else json.loads(Path(plan).read_text(encoding="utf-8"))
         target = load(model, **factory_args)
+        before = inspect_live(target.model, target.kind)
         apply_torch_plan(target.model, data)
-        return inspect_live(target.model, target.kind)
+        return applied_plan(before, inspect_live(target.model, target.kind))
     report, target = _load_report(model, factory_args)
     planned = plan_freeze(report, parse_rules(freeze, unfreeze, rules))
     facts = live_facts(report, target.optimizer if target else None)
@@ -99,7 +113,7 @@ def freeze(
     if apply:
         apply_plan(planned)
         after = inspect_live(target.model, target.kind)
-        planned.after, planned.applied = after.totals, True
+        planned.after, planned.applied, planned.report_after = after.totals, True, after
         planned.roles_after = {tensor.path: tensor.role for tensor in after.tensors()}
     return planned
 
@@ -255,7 +269,7 @@ def audit(
 
     target = _audit_target(model, factory_args)
     optimizer = optimizer if optimizer is not None else target.optimizer
-    inputs = inputs if inputs is not None else target.example_inputs
+    inputs = inputs if inputs is not None else target.inputs
     loss = loss if loss is not None else target.loss
     flags = trainable_flags(target.model, target.kind)
     report = inspect_live(target.model, target.kind)
@@ -265,12 +279,22 @@ def audit(
             apply_plan(plan_freeze(report, parse_rules(freeze, unfreeze, rules)))
             report = inspect_live(target.model, target.kind)
         setup = TrainingSetup(optimizer, inputs, loss, optimizer_name, lr, input_shape)
-        result = run_audit(report, driver_for(report, setup), steps)
+        with _without_tensorflow(target.kind):
+            result = run_audit(report, driver_for(report, setup), steps)
     finally:
         restore_flags(flags)
     roles_after = {tensor.path: tensor.role for tensor in inspect_live(target.model, target.kind).tensors()}
     result.restored &= roles_after == roles_before
     return result
+
+
+def _without_tensorflow(kind: Kind):
+    """Keras 3 steps without importing TensorFlow on other backends (``tensorflow_unprobed``)."""
+    if kind is not Kind.KERAS:
+        return contextlib.nullcontext()
+    from paramscope.sources.keras3 import tensorflow_unprobed
+
+    return tensorflow_unprobed()
 
 
 def _audit_target(model: object, factory_args: dict) -> Target:
@@ -280,3 +304,60 @@ def _audit_target(model: object, factory_args: dict) -> Target:
 
         return as_target(load_keras_model(os.fspath(model)), os.fspath(model))
     return load(model, **factory_args)
+
+
+def report(
+    model: object,
+    freeze: list[str] | tuple[str, ...] = (),
+    unfreeze: list[str] | tuple[str, ...] = (),
+    *,
+    rules: list[tuple[str, str]] | None = None,
+    audit: bool = False,
+    optimizer: str = "adam",
+    **factory_args: object,
+):
+    """Everything one HTML page shows about ``model`` (``paramscope report``): explain's answer
+    and formulas, the memory to train it with ``optimizer`` and, given selectors, the freeze
+    plan's before/after; ``audit=True`` adds a real training step's verdicts. The model is built
+    once and left as it was. ``render("report", result, "html")`` is the page; in a notebook
+    the result shows itself."""
+    from paramscope.ops.explain import explain_report
+    from paramscope.render.report import Overview
+
+    inspected, target = _load_report(model, factory_args)
+    if rules is None:
+        rules = [("freeze", s) for s in freeze] + [("unfreeze", s) for s in unfreeze]
+    subject = target.model if target is not None else model  # a model built once; a file by its path
+    return Overview(
+        explain_report(inspected),
+        memory(subject, optimizer, rules=rules),
+        _plan(subject, rules) if rules else None,
+        _audited(subject, target, rules) if audit else None,
+    )
+
+
+def _plan(subject: object, rules: list[tuple[str, str]]):
+    return freeze(subject, rules=rules)
+
+
+def _audited(subject: object, target: Target | None, rules: list[tuple[str, str]]):
+    """The audit of ``subject`` with its factory's optimizer, inputs and loss, when it has them."""
+    pieces = {"optimizer": target.optimizer, "inputs": target.inputs, "loss": target.loss} if target else {}
+    return audit(subject, rules=rules or None, **pieces)
+
+
+def show(model: object, **factory_args: object) -> None:
+    """Display ``model``'s summary where you are: as HTML in a notebook (Jupyter, VS Code,
+    Colab), as text in a terminal."""
+    inspected = inspect(model, **factory_args)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(inspected)
+        return
+    from rich.console import Console
+
+    Console(highlight=False).print(inspected, crop=False)

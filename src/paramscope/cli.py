@@ -124,7 +124,7 @@ def show(
 ) -> None:
     """Emit ``result`` of ``command``: text for a terminal is printed by rich (colour, the
     terminal's width); every other output is rendered to a string and emitted (see ``emit``).
-    ``options``: the command's display options (summary: depth, show_tensors)."""
+    ``options``: the command's display options (summary: depth, all_layers, only, show_tensors)."""
     if fmt == "text" and output is None:
         from rich.console import Console
 
@@ -178,7 +178,14 @@ def cli() -> None:
     "--depth",
     type=click.IntRange(min=0),
     default=None,
-    help="Show layers down to this depth (root = 0; default 2). JSON always holds the whole tree.",
+    help="Show layers down to this depth (root = 0); by default the deepest that fits a screen, "
+    "with every trainable layer shown. JSON always holds the whole tree.",
+)
+@click.option("--all-layers", is_flag=True, help="Also show layers that hold no tensor (hidden by default).")
+@click.option(
+    "--only",
+    type=click.Choice(["trainable", "frozen", "state", "unknown"]),
+    help="Only the layers holding tensors of this role.",
 )
 @click.option("--show-tensors", is_flag=True, help="List every tensor with its shape, dtype and role.")
 @handles_errors
@@ -188,6 +195,8 @@ def summary(
     fmt: str,
     output: str | None,
     depth: int | None,
+    all_layers: bool,
+    only: str | None,
     show_tensors: bool,
 ) -> None:
     """Every layer's tensors and parameters by role, reconciled with the framework's totals.
@@ -195,18 +204,21 @@ def summary(
     Exits 1 after the summary if MODEL is a malicious pickle (it names what it reaches).
     """
     from paramscope.api import inspect
-    from paramscope.render import DEFAULT_DEPTH
     from paramscope.sources.reference import parse_factory_args
 
     report = inspect(model, **parse_factory_args(factory_args))
-    depth = DEFAULT_DEPTH if depth is None else depth
-    show("summary", report, fmt, output, depth=depth, show_tensors=show_tensors)
+    options = {"depth": depth, "all_layers": all_layers, "only": only, "show_tensors": show_tensors}
+    show("summary", report, fmt, output, **options)
     exit_if_malicious(report)
 
 
 @cli.command()
 @model_arguments
-@click.option("--layer", metavar="PATH_OR_GLOB", help="Only the layers whose path matches (glob).")
+@click.option(
+    "--layer",
+    metavar="SELECTOR",
+    help="Only these layers and those inside them: a path or glob (base/block_16_*), type:CLASS, … as freeze takes.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
 @handles_errors
@@ -348,10 +360,12 @@ def freeze(
 
 
 def _input_shape(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
+    """``2,3,32,32``, ``2x3x32x32`` or a tuple as Python prints it, ``(2, 3, 32, 32)``."""
     if value is None:
         return None
     try:
-        shape = tuple(int(part) for part in value.replace("x", ",").split(",") if part.strip())
+        parts = value.strip().removeprefix("(").removesuffix(")").replace("x", ",").split(",")
+        shape = tuple(int(part) for part in parts if part.strip())
     except ValueError:
         raise click.BadParameter(f"{value!r}: expected integers such as 2,3,32,32") from None
     if not shape or min(shape) < 1:
@@ -432,6 +446,167 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
     exit_if_malicious(report)
     if any(f.severity == "error" for f in findings):
         sys.exit(EXIT_FOUND_PROBLEM)
+
+
+@cli.command(cls=OrderedRulesCommand)
+@model_arguments
+@click.option(
+    "--optimizer",
+    default="adam",
+    show_default=True,
+    metavar="NAME",
+    help="sgd, momentum, adam, adamw, adafactor, adam8bit (bitsandbytes) or lion.",
+)
+@click.option("--amsgrad", is_flag=True, help="Adam/AdamW with amsgrad: a third moment.")
+@click.option(
+    "--precision", metavar="NAME", help="fp32, bf16, fp16, amp or mixed-master (default: the stored dtypes)."
+)
+@click.option(
+    "--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel devices."
+)
+@click.option(
+    "--sharding", default="none", show_default=True, metavar="NAME", help="none, zero1, zero2, zero3 or fsdp."
+)
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size per device, to measure activations.")
+@click.option(
+    "--input-shape",
+    callback=_input_shape,
+    metavar="SHAPE",
+    help="One example's shape, without the batch: 224,224,3.",
+)
+@click.option(
+    "--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Freeze these first (repeatable)."
+)
+@click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Unfreeze these first (repeatable).")
+@click.option(
+    "--lora", metavar="r=R,targets=LAYER,…", help="Train LoRA adapters of rank R on these layers only."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def memory(
+    model: str, factory_args: tuple[str, ...], freeze_, unfreeze, fmt: str, output: str | None, **how
+) -> None:
+    """What training MODEL costs with this freeze: weights, gradients, optimizer state, master
+    weights and (with --batch and --input-shape, on a MODEL that runs) activations, per role,
+    per device under --sharding, beside DeepSpeed's estimate and the same model with everything
+    trainable. A file's tensors of unknown role count as trainable unless --freeze says otherwise.
+    """
+    from paramscope.api import memory as estimate
+    from paramscope.sources.reference import parse_factory_args
+
+    rules = ordered_rules(freeze_, unfreeze)
+    result = estimate(model, rules=rules, **how, **parse_factory_args(factory_args))
+    show("memory", result, fmt, output)
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Values that moved by at most this count as unchanged (default: bit-identical only).",
+)
+@click.option(
+    "--expect-frozen",
+    multiple=True,
+    metavar="SELECTOR",
+    help="Layers of A that must not have changed; exit 1 if one did (repeatable).",
+)
+@click.option(
+    "--match",
+    default="name",
+    show_default=True,
+    metavar="name|order",
+    help="Pair tensors by path, or by order and shape.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically).")
+@handles_errors
+def diff(
+    a: str, b: str, tolerance: float, expect_frozen: tuple[str, ...], match: str, fmt: str, output
+) -> None:
+    """What changed from A to B: tensors added, removed, reshaped, dtype- and role-changed, then
+    values tensor by tensor (bit-identical, or max |Δ|, ‖Δ‖/‖A‖ and the fraction of elements
+    changed), summed up per layer. A and B are checkpoint files in any mix of formats, or
+    module:factory references (without --arg). Files are read in bounded chunks, never whole.
+    Exits 1 when a layer named by --expect-frozen changed (for CI).
+    """
+    from paramscope.api import diff as compare
+
+    result = compare(a, b, tolerance=tolerance, expect_frozen=expect_frozen, match=match)
+    show("diff", result, fmt, output, inputs=[a, b])
+    if result.failed:
+        sys.exit(EXIT_FOUND_PROBLEM)
+
+
+@cli.command(cls=OrderedRulesCommand)
+@model_arguments
+@click.option(
+    "--output", "-o", required=True, type=click.Path(dir_okay=False), help="The HTML file to write."
+)
+@click.option(
+    "--freeze",
+    "freeze_",
+    multiple=True,
+    metavar="SELECTOR",
+    help="Show this freeze in the plan (repeatable).",
+)
+@click.option(
+    "--unfreeze", multiple=True, metavar="SELECTOR", help="Show this unfreeze in the plan (repeatable)."
+)
+@click.option("--audit", "audit_", is_flag=True, help="Run a real training step and show its verdicts.")
+@click.option(
+    "--optimizer", default="adam", show_default=True, help="The optimizer the memory breakdown prices."
+)
+@handles_errors
+def report(
+    model: str, factory_args: tuple[str, ...], output: str, freeze_, unfreeze, audit_, optimizer
+) -> None:
+    """One offline HTML page: the numbers per role beside the framework's own, where the
+    parameters sit (a chart), the layer table with formulas, memory, and optionally a freeze
+    plan and an audit. Inline CSS and SVG only: it opens anywhere, without a network.
+
+    Exits 1 after writing the page if the audit failed or MODEL is a malicious pickle."""
+    from paramscope.api import report as overview
+    from paramscope.render import render
+    from paramscope.sources.reference import parse_factory_args
+
+    rules = ordered_rules(freeze_, unfreeze)
+    result = overview(
+        model, rules=rules, audit=audit_, optimizer=optimizer, **parse_factory_args(factory_args)
+    )
+    emit(render("report", result, "html"), output)
+    click.echo(f"wrote {output}", err=True)
+    exit_if_malicious(result.explanation.report)
+    if result.audit is not None and result.audit.failed:
+        sys.exit(EXIT_FOUND_PROBLEM)
+
+
+@cli.command()
+@model_arguments
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="FILE.png or FILE.svg.")
+@click.option("--by", type=click.Choice(["role", "dtype", "layer-type"]), default="role", show_default=True)
+@handles_errors
+def plot(model: str, factory_args: tuple[str, ...], output: str, by: str) -> None:
+    """Parameters per top-level node as stacked bars (needs matplotlib: paramscope[plot])."""
+    from pathlib import Path
+
+    from paramscope.api import inspect
+    from paramscope.errors import InputError
+    from paramscope.fileio import write_atomic
+    from paramscope.sources.reference import parse_factory_args
+
+    try:
+        from paramscope.render.plot import image
+    except ImportError as exc:
+        raise InputError(f"plot needs matplotlib: pip install 'paramscope[plot]' ({exc})") from exc
+    fmt = Path(output).suffix.lower().lstrip(".")
+    data = image(inspect(model, **parse_factory_args(factory_args)), by, fmt)
+    write_atomic(output, data, inputs=_input_paths())
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command()

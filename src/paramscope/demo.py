@@ -114,9 +114,9 @@ def run_demo(console: Console | None = None) -> tuple[Report, Report]:
     )
     model, base = build_transfer_model()
     before = inspect(model)
-    console.print(Group(Rule("Before: everything trainable"), renderable("summary", before, depth=1)))
+    console.print(Group(Rule("Before: everything trainable"), renderable("summary", before)))
     base.trainable = False
     after = inspect(model)
-    console.print(Group(Rule(f"After: {base.name}.trainable = False"), renderable("summary", after, depth=1)))
+    console.print(Group(Rule(f"After: {base.name}.trainable = False"), renderable("summary", after)))
     console.print(Group(Rule("What the numbers mean"), *reading(before, after, base.name)))
     return before, after

@@ -45,7 +45,8 @@ def write_atomic(
     refuse_inputs(target, inputs)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise InputError(f"{target}: folder {folder} does not exist")
+        reason = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"{target}: cannot be written: {folder} {reason}")
     payload = data.encode() if isinstance(data, str) else data
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -10,7 +10,8 @@ valid file of every format. Each example is read by the corpus harness in a fork
 ``PARAMSCOPE_STRICT=1`` from conftest), so that a reader exception, a crash or a hang fails the
 example and Hypothesis shrinks it, instead of hanging the suite.
 
-``PARAMSCOPE_FUZZ_EXAMPLES`` sets the examples per target (default 50); ``benchmarks/fuzz.py``
+``PARAMSCOPE_FUZZ_EXAMPLES`` sets the examples per target (default 20, and 50 in ``make
+test-full``: Hypothesis draws new examples every run, so CI's runs add up); ``benchmarks/fuzz.py``
 runs the same targets far longer, and coverage-guided with Atheris.
 """
 
@@ -32,10 +33,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.backend_suites import FULL
 from tests.files import hostile_corpus as hc
 from tests.files.hostile_runner import preload, read_in_child
 
-EXAMPLES = int(os.environ.get("PARAMSCOPE_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("PARAMSCOPE_FUZZ_EXAMPLES", "50" if FULL else "20"))
 WALL_LIMIT_S = 15.0  # a hang guard: fuzzed files are small
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 

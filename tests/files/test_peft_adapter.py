@@ -14,6 +14,7 @@ import paramscope
 from paramscope.cli import cli
 from paramscope.core.report import Role
 from paramscope.errors import InputError
+from tests.json_contract import validated
 
 peft = pytest.importorskip("peft")  # in the dev extra
 transformers = pytest.importorskip("transformers")
@@ -84,7 +85,7 @@ def test_summary_command(lora) -> None:
     folder, model = lora
     result = CliRunner().invoke(cli, ["summary", str(folder), "--format", "json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = validated(result.output)
     assert data["source"]["kind"] == "peft_adapter"
     assert data["totals"]["trainable"]["params"] == trainable(model)
 

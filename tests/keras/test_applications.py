@@ -1,9 +1,10 @@
 """Every keras.applications model the backend can build, against Keras's own numbers.
 
-On the torch backend (the in-process run) every model, with and without its top. A lean child
-run (jax, tensorflow: tests/backend_suites.py) keeps LEAN_SAMPLE, the smallest model of each
-architecture family, with its top: every block Keras's applications are made of is built on
-every backend, and a larger member of a family only repeats them. Without its top a model is
+On the torch backend (the in-process run) LEAN_SAMPLE, the smallest model of each architecture
+family, with and without its top; every other model only in ``make test-full`` (marked
+``full``). A lean child run (jax, tensorflow: tests/backend_suites.py) keeps LEAN_SAMPLE with its
+top: every block Keras's applications are made of is built on every backend, and a larger
+member of a family only repeats them. Without its top a model is
 a subset of the same layers (kernel shapes do not depend on the input size), so that variant
 runs on torch only. NASNetMobile, which Keras cannot build on torch, is in the sample.
 Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
@@ -46,13 +47,20 @@ LEAN_SAMPLE = {
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 
 
+def marks_of(name: str, include_top: bool) -> tuple:
+    if name not in LEAN_SAMPLE:
+        return (pytest.mark.sweep, pytest.mark.full)
+    return () if include_top else (pytest.mark.sweep,)
+
+
 def cases() -> list:
-    """Every (model, top) pair; all but the lean sample are marked ``sweep`` (torch only)."""
+    """Every (model, top) pair; all but the lean sample with its top are marked ``sweep`` (torch
+    only), the models outside the sample ``full`` as well."""
     return [
         pytest.param(
             name,
             include_top,
-            marks=() if include_top and name in LEAN_SAMPLE else pytest.mark.sweep,
+            marks=marks_of(name, include_top),
             id=f"{name}-{'top' if include_top else 'notop'}",
         )
         for name in ALL_APPS

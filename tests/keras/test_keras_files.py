@@ -3,7 +3,6 @@ loading them in Keras and inspecting the live model."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import keras
@@ -15,9 +14,11 @@ from paramscope.core.conventions import keras_lines
 from paramscope.ops.explain import explain_layers
 from tests.truth import keras_footer
 
-MODELS = ["MobileNetV2", "EfficientNetB0", "ConvNeXtTiny"]
-if os.environ.get("PARAMSCOPE_APPS") != "third":
-    MODELS += ["ResNet50", "InceptionV3", "DenseNet121"]
+# A lean child run (tests/backend_suites.py) reads each kind of block from a file once: the
+# inverted residuals, squeeze-excitation and depthwise 7x7 + LayerScale of the first three.
+MODELS = ["MobileNetV2", "EfficientNetB0", "ConvNeXtTiny"] + [
+    pytest.param(name, marks=pytest.mark.sweep) for name in ("ResNet50", "InceptionV3", "DenseNet121")
+]
 
 
 def transfer(name: str):

@@ -41,6 +41,15 @@ CASES = {  # name -> (mode, config, whether the Dense is frozen)
 }
 
 
+# A lean child run (tests/backend_suites.py) quantizes each mode once; a second int4 scale
+# layout and a frozen float8 layer are checked on torch only.
+SWEPT = {"int4-per-channel", "float8-frozen-dense"}
+
+
+def params_of(cases) -> list:
+    return [pytest.param(case, marks=pytest.mark.sweep if case in SWEPT else ()) for case in cases]
+
+
 def quantized(case: str):
     """The model quantized as ``case`` says, and its parameter count before quantization."""
     mode, config, freeze_dense = CASES[case]
@@ -60,7 +69,7 @@ def roles(report) -> dict[str, tuple]:
     return {t.path: (t.role, t.quantized, t.params, t.shape) for t in report.tensors()}
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", params_of(CASES))
 def test_live_quantized_model_matches_keras(case: str) -> None:
     model, unquantized = quantized(case)
     mode = CASES[case][0]
@@ -86,7 +95,7 @@ def test_live_quantized_model_matches_keras(case: str) -> None:
     }
 
 
-@pytest.mark.parametrize("case", ["int4-grouped", "int4-per-channel"])
+@pytest.mark.parametrize("case", params_of(["int4-grouped", "int4-per-channel"]))
 def test_int4_weight_counts_its_unpacked_shape(case: str) -> None:
     model, _ = quantized(case)
     report = paramscope.inspect(model)
@@ -99,7 +108,7 @@ def test_int4_weight_counts_its_unpacked_shape(case: str) -> None:
     assert grouped == (case == "int4-grouped")
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", params_of(CASES))
 def test_keras_file_of_quantized_model_matches_loaded_model(case: str, tmp_path) -> None:
     model, unquantized = quantized(case)
     path = tmp_path / "quantized.keras"

@@ -43,6 +43,7 @@ class Kind(str, Enum):
     GGUF = "gguf"
     SAVEDMODEL = "savedmodel"
     TFLITE = "tflite"
+    FOLDER = "folder"  # what `scan` reads: a folder of checkpoints, each file with its own kind
 
     def __str__(self) -> str:
         return self.value

@@ -53,6 +53,11 @@ class Tensor:
     # ``bytes`` its real storage; or what a quantization tensor is ("scale", "zero-point",
     # "absmax"). None for ordinary tensors.
     quantized: str | None = None
+    # The tensor's name as its framework or file spells it: a torch state_dict() key
+    # (``layer1.0.conv1.weight``), a Keras variable path (``dense/kernel``), a tf.keras weight
+    # name (``dense/kernel:0``), a file's own tensor name. ``path`` is paramscope's place for it in
+    # the tree; the key is what the user types into their framework. None where there is none.
+    key: str | None = None
 
     @property
     def counted(self) -> bool:
@@ -145,6 +150,9 @@ class Node:
         default=None, repr=False, compare=False
     )
     origin: object = field(default=None, repr=False, compare=False)  # the live layer/module, if any
+    # The layer's output shape where the source knows it without running the model (a Keras
+    # functional layer's symbolic output; None is a batch dimension). None where unknown.
+    output_shape: tuple[int | None, ...] | None = field(default=None, compare=False)
 
     def layer_config(self) -> tuple[dict | None, dict | None]:
         """(config, build shapes) of this layer, loaded on first use; (None, None) if unknown."""
@@ -313,3 +321,9 @@ class Report:
         from paramscope.render import renderable
 
         return renderable("summary", self)
+
+    def _repr_html_(self) -> str:  # Jupyter, VS Code, Colab
+        """A display hook: the compact summary as HTML (no script), rendered lazily."""
+        from paramscope.render import notebook_html
+
+        return notebook_html("summary", self)

@@ -7,10 +7,13 @@ Forms: a glob over paths (``base``, ``base/block_16_*``); ``re:REGEX`` (searched
 matches nothing is an error naming it and the nearest paths.
 
 People write what they see: the model's own name (``mobilenetv2_1.00_224`` for the root, and
-``mobilenetv2_1.00_224/block_16_*`` below it, while paths start under the root), and torch's
-dotted names (``layer1.0.conv1``). Both are accepted. ``all`` and the root's name select, in
-Keras, every top-level layer rather than the root: a frozen root hides every variable below
-it whatever their own flags, so a later ``--unfreeze`` of a sublayer would do nothing.
+``mobilenetv2_1.00_224/block_16_*`` below it, while paths start under the root), torch's
+dotted names (``layer1.0.conv1``), and a tensor's key as its framework prints it (a
+``state_dict()`` key ``layer1.0.conv1.weight``, a Keras variable path ``dense/kernel``), which
+selects the layer owning that tensor: flags are set on layers. All are accepted. ``all`` and
+the root's name select, in Keras, every top-level layer rather than the root: a frozen root
+hides every variable below it whatever their own flags, so a later ``--unfreeze`` of a
+sublayer would do nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +67,21 @@ def _suggest(report: Report, text: str) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def _by_path(nodes: list[Node], text: str) -> list[Node]:
+    """Nodes whose path matches the glob, or, for a dotted name, torch's module name."""
+    chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text)]
+    if not chosen and "." in text and "/" not in text:  # torch's dotted names
+        chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text.replace(".", "/"))]
+    return chosen
+
+
+def _by_key(nodes: list[Node], text: str) -> list[Node]:
+    """Nodes owning a tensor whose framework key matches the glob (see ``Tensor.key``)."""
+    return [
+        n for n in nodes if any(t.key is not None and fnmatch.fnmatchcase(t.key, text) for t in n.tensors)
+    ]
+
+
 def select(report: Report, selector: str) -> list[Node]:
     """The nodes a selector names, in model order."""
     text = selector.strip()
@@ -91,10 +109,8 @@ def select(report: Report, selector: str) -> list[Node]:
         if not count.isdigit() or int(count) < 1:
             raise InputError(f"selector {selector!r}: last:N needs a positive whole number")
         chosen = _weighted(report)[-int(count) :]
-    else:
-        chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text)]
-        if not chosen and "." in text and "/" not in text:  # torch's dotted names
-            chosen = [n for n in nodes if fnmatch.fnmatchcase(n.path, text.replace(".", "/"))]
+    else:  # a key is matched as written: a Keras variable path may start with the root's name
+        chosen = _by_path(nodes, text) or _by_key(nodes, selector.strip())
     if not chosen:
         raise InputError(f"selector {selector!r} matches no layer{_suggest(report, text.split(':')[-1])}")
     return chosen

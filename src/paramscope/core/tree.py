@@ -69,6 +69,7 @@ class TreeBuilder:
         nbytes: int | None = None,  # where the dtype alone cannot say (block-quantized GGUF)
         params: int | None = None,  # logical parameters, where the shape does not say (packed)
         quantized: str | None = None,  # see Tensor.quantized
+        key: str | None = None,  # see Tensor.key
     ) -> Tensor:
         path = join_path(node_path, name)
         owner = self._owner_path.get(id(obj))
@@ -89,6 +90,7 @@ class TreeBuilder:
             shared_with=owner,
             persistent=persistent,
             quantized=quantized,
+            key=key,
         )
 
     def origins(self) -> dict[str, object]:

@@ -13,6 +13,7 @@ entirely, where it means the part still runs in training mode.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from paramscope.core.kinds import Family, Kind
@@ -22,6 +23,8 @@ from paramscope.ops.audit_driver import AuditDriver, Observation, StepFacts, Tra
 from paramscope.pitfalls.context import Finding
 
 LOSS_SCALE_RETRIES = 5  # extra steps while a loss-scaled optimizer skips its updates
+# How Keras 3 prints a variable: `<Variable path=base/conv1/kernel, shape=…, value=[[…]]>`.
+KERAS_VARIABLE = re.compile(r"<(?:Keras)?Variable path=(?P<path>[^,>\s]+)[^>]*>")
 
 
 @dataclass
@@ -70,6 +73,12 @@ class Audit:
     @property
     def unchanged(self) -> list[str]:
         return [v.path for v in self.verdicts if not v.changed]
+
+    def _repr_html_(self) -> str:  # Jupyter, VS Code, Colab
+        """A display hook: the verdicts as HTML, rendered lazily (ARCHITECTURE.md)."""
+        from paramscope.render import notebook_html
+
+        return notebook_html("audit", self)
 
 
 def frozen_parts(report: Report) -> set[str]:
@@ -120,11 +129,34 @@ def _listing(paths: list[str]) -> str:
     return f"{shown}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
 
 
+def _stale_compile_failure(facts: StepFacts) -> Finding:
+    """The compiled step failed because flags changed after compile(): say which and what to do."""
+    return _finding(
+        "stale-compile",
+        [],
+        f"the compiled train step raised {facts.step_error} — the trainable flags of "
+        f"{_listing(facts.stale_compile)} changed after compile(), and the optimizer built for the "
+        "variables that trained then is given others",
+        "call model.compile(...) again after changing trainable flags; to audit the flags as they are "
+        "now, step a fresh optimizer instead of the compiled one: --optimizer adam (Python: "
+        "optimizer_name='adam')",
+    )
+
+
+def short_error(error: Exception) -> str:
+    """The exception's first sentence. Keras names a variable by its repr, which prints its
+    whole value as an array: the variable's path says which one."""
+    text = KERAS_VARIABLE.sub(lambda match: match["path"], str(error))
+    first_sentence = re.split(r"(?<=\.)\s", text.strip())[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first_sentence[:200].rstrip('.')}"
+
+
 def findings_of(verdicts: list[Verdict], facts: StepFacts, kind: Kind) -> list[Finding]:
     """Contradictions between the roles and what the step did, grouped by their likely cause."""
     if facts.step_error is not None:
-        rule = "stale-compile" if facts.stale_compile else "train-step-failed"
-        return [_finding(rule, [], f"the train step raised: {facts.step_error}")]
+        if facts.stale_compile:
+            return [_stale_compile_failure(facts)]
+        return [_finding("train-step-failed", [], f"the train step raised: {facts.step_error}")]
     found: list[Finding] = []
     frozen_moved = [v.path for v in verdicts if v.role is Role.FROZEN and v.changed]
     stuck = [v.path for v in verdicts if v.role is Role.TRAINABLE and not v.changed]
@@ -319,10 +351,10 @@ def _step_facts(report: Report, driver: AuditDriver, error: Exception | None) ->
         return facts
     if not facts.stale_compile:
         raise InputError(
-            f"the train step failed ({type(error).__name__}: {str(error)[:200]}); check --input-shape "
-            "or the factory's example_inputs and loss"
+            f"the train step failed ({short_error(error)}); check the inputs and "
+            "the loss (CLI: --input-shape; Python and factories: inputs=, loss=)"
         ) from error
-    facts.step_error = f"{type(error).__name__}: {str(error)[:300]}"
+    facts.step_error = short_error(error)
     return facts
 
 

@@ -128,6 +128,12 @@ class Diff:
         """Something that ``expect_frozen`` says must not change did."""
         return bool(self.frozen_broken)
 
+    def _repr_html_(self) -> str:  # Jupyter, VS Code, Colab
+        """A display hook: the summary, nodes and changes as HTML, rendered lazily (ARCHITECTURE.md)."""
+        from paramscope.render import notebook_html
+
+        return notebook_html("diff", self)
+
 
 def _counted(report: Report) -> list[Tensor]:
     return [tensor for tensor in report.tensors() if tensor.counted]

@@ -52,6 +52,13 @@ class FreezePlan:
     applied: bool = False
     findings: list = field(default_factory=list)
     layer_flags: dict[str, bool] | None = None  # Keras: each layer's trainable flag once applied
+    report_after: Report | None = None  # applied: the model re-inspected, as its framework now says
+
+    def _repr_html_(self) -> str:  # Jupyter, VS Code, Colab
+        """A display hook: the plan's before/after as HTML, rendered lazily (ARCHITECTURE.md)."""
+        from paramscope.render import notebook_html
+
+        return notebook_html("freeze", self)
 
 
 def parse_rules(
@@ -213,6 +220,16 @@ def plan_freeze(report: Report, rules: list[Rule]) -> FreezePlan:
         SEMANTICS.get((report.source.kind.freezing, report.source.kind.live), ""),
         layer_flags=layer_flags,
     )
+
+
+def applied_plan(before: Report, after: Report) -> FreezePlan:
+    """A plan applied from elsewhere (a torch plan file): no rules, the roles before and after
+    as the framework reports them, and the layers whose training status changed."""
+    roles = {tensor.path: tensor.role for tensor in after.tensors()}
+    semantics = SEMANTICS.get((before.source.kind.freezing, before.source.kind.live), "")
+    plan = FreezePlan(before, [], [], after.totals, roles, _changed(before, roles), "", semantics)
+    plan.applied, plan.report_after = True, after
+    return plan
 
 
 def apply_plan(plan: FreezePlan) -> None:

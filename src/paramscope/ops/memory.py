@@ -130,6 +130,12 @@ class MemoryEstimate:
         result = {name: (getattr(self, name).as_dict() if getattr(self, name) else None) for name in names}
         return {**result, "assumptions": list(self.assumptions)}
 
+    def _repr_html_(self) -> str:  # Jupyter, VS Code, Colab
+        """A display hook: the parts as bars by role, rendered lazily (ARCHITECTURE.md)."""
+        from paramscope.render import notebook_html
+
+        return notebook_html("memory", self)
+
 
 def price(
     planned: Sequence[Item], settings: MemorySettings, rules: str, backend: str | None

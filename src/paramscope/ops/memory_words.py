@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from paramscope.core.report import Role, Tensor
+from paramscope.core.units import plural
 from paramscope.ops.memory_plan import Item, LoraSpec
 from paramscope.ops.memory_rules import PRECISION_DTYPE
 from paramscope.ops.memory_sharding import Ledger, describe
@@ -27,7 +28,7 @@ def roles(
     if lora is not None:
         params = sum(tensor.params for tensor in added)
         said.append(
-            f"LoRA r={lora.rank} on {len(added) // 2} layers ({', '.join(lora.targets)}): {len(added)} adapters, "
+            f"LoRA r={lora.rank} on {plural(len(added) // 2, 'layer')} ({', '.join(lora.targets)}): {len(added)} adapters, "
             f"{params:,} params in {added[0].dtype}; everything else frozen first"
         )
     if rules:

@@ -10,8 +10,9 @@ parent validates. Lines come back in folder order, whatever order the workers fi
 
 Only regular files are opened: FIFOs, sockets and devices are skipped unopened, and symbolic
 links to folders are not followed. Files that are no checkpoint format are skipped, unless
-they are named like one: an empty or truncated ``model.pt`` gets its error line, it does not
-vanish from the listing.
+they are named like one: the reader refuses an empty or truncated ``model.pt`` as damaged
+(sources/detect.py knows the names), so it gets its error line and never vanishes from the
+listing.
 
 A pickled file's line carries its verdict (data-only, needs-code, malicious) and the names
 behind it, at most ``MAX_VERDICT_NAMES`` of each kind: a line is a summary, ``paramscope
@@ -47,11 +48,8 @@ from paramscope.core.unread import OutOfMemory, RecognisedNotRead, UnrecognisedF
 from paramscope.errors import InputError
 
 SKIPPED_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
-CHECKPOINT_SUFFIXES = frozenset(
-    {".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx", ".gguf"}
-    | {".npz", ".npy", ".tflite", ".pb"}
-)
 COUNTS = ("tensors", "params", "bytes", "trainable", "frozen", "state", "unknown")
+SOURCE_FACTS = ("framework_version", "backend")  # of the file's Source, beside its kind
 MAX_ANSWER_BYTES = 64 * 1024  # a worker's answer for one file is a few hundred bytes
 MAX_VERDICT_NAMES = 50  # names of each kind a worker sends: 2 × 50 escaped names fit the answer
 MAX_NAME_CHARS = 160  # what pickle_verdict keeps of a name
@@ -91,6 +89,8 @@ class ScanLine:
     error: str | None = None
     skipped: str | None = None  # a format recognised but not read (CoreML): listed, not an error
     pickle: PickleVerdict | None = None  # a pickled file's verdict; names printable already
+    framework_version: str | None = None  # what the file says wrote it, as summary shows it
+    backend: str | None = None
 
     @property
     def shown_path(self) -> str:
@@ -155,10 +155,6 @@ def _regular_files(folder: Path) -> list[str]:
 # ---------------------------------------------------------------------------- the worker side
 
 
-def _named_like_checkpoint(path: str) -> bool:
-    return Path(path).suffix.lower() in CHECKPOINT_SUFFIXES
-
-
 def _error_answer(exc: InputError, path: str) -> dict:
     return {"error": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
 
@@ -169,8 +165,8 @@ def _summary(path: str, read: Read) -> dict | None:
         report = read(Path(path))
     except RecognisedNotRead as exc:
         return {"skipped": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
-    except UnrecognisedFormat as exc:
-        return _error_answer(exc, path) if _named_like_checkpoint(path) else None
+    except UnrecognisedFormat:  # no checkpoint; one named like a checkpoint is refused as damaged
+        return None
     except OutOfMemory:
         return {"error": MEMORY_EXCEEDED}
     except InputError as exc:
@@ -180,6 +176,8 @@ def _summary(path: str, read: Read) -> dict | None:
     totals = report.totals
     return {
         "kind": report.source.kind,
+        "framework_version": report.source.framework_version,
+        "backend": report.source.backend,
         "pickle": _verdict_answer(report.pickle),
         "tensors": totals["all"].tensors,
         "params": totals["all"].params,
@@ -254,12 +252,22 @@ def _parse_answer(path: str, answer: bytes) -> ScanLine | None:
         return _error_line(path, fields["error"])
     if fields.keys() == {"skipped"} and isinstance(fields["skipped"], str):
         return ScanLine(path, None, 0, 0, 0, 0, 0, 0, 0, skipped=one_line(fields["skipped"]))
-    if fields.keys() != {"kind", "pickle", *COUNTS} or not isinstance(fields["kind"], str):
+    if not {"kind", "pickle", *COUNTS} <= fields.keys() <= {"kind", "pickle", *COUNTS, *SOURCE_FACTS}:
         raise ValueError("unexpected fields")
+    if not isinstance(fields["kind"], str):
+        raise ValueError("a kind that is not text")
     counts = [fields[name] for name in COUNTS]
     if not all(type(count) is int and count >= 0 for count in counts):
         raise ValueError("counts are not non-negative integers")
-    return ScanLine(path, visible(fields["kind"]), *counts, pickle=_parse_verdict(fields["pickle"]))
+    facts = {name: _optional_text(fields.get(name)) for name in SOURCE_FACTS}
+    return ScanLine(path, visible(fields["kind"]), *counts, pickle=_parse_verdict(fields["pickle"]), **facts)
+
+
+def _optional_text(value: object) -> str | None:
+    """A worker's version or backend: None, or text made printable and short."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("a source fact that is not text")
+    return None if value is None else visible(value)[:MAX_NAME_CHARS]
 
 
 def _names(value: object) -> tuple[str, ...]:

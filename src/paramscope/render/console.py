@@ -40,7 +40,8 @@ def source_line(report: Report) -> Text:
         parts.append(f"{backend} backend")
     if source.path:
         parts.append(source.path)
-    return Text.assemble((report.root.name, "bold"), f" ({report.root.type})  ", (" · ".join(parts), "dim"))
+    shown_type = f" ({report.root.type})" if report.root.type else ""  # files may store no layer types
+    return Text.assemble((report.root.name, "bold"), f"{shown_type}  ", (" · ".join(parts), "dim"))
 
 
 class Lines:

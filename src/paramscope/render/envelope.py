@@ -31,6 +31,7 @@ def tensor_dict(tensor: Tensor) -> dict:
     return {
         "name": tensor.name,
         "path": tensor.path,
+        "key": tensor.key,
         "shape": list(tensor.shape),
         "dtype": tensor.dtype,
         "role": tensor.role.value,

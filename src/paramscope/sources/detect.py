@@ -36,6 +36,14 @@ NPY_MAGIC = b"\x93NUMPY"
 GGUF_MAGIC = b"GGUF"
 TFLITE_IDENTIFIER = b"TFL3"  # a FlatBuffer's file identifier, after its root offset
 STRICT_ENV = "PARAMSCOPE_STRICT"
+# the names checkpoints go by, in every format read here (what a file holds is still decided
+# by its bytes): a file so named whose bytes are in no known format is a damaged checkpoint
+CHECKPOINT_SUFFIXES = frozenset(
+    {".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx", ".gguf"}
+    | {".npz", ".npy", ".tflite", ".pb"}
+)
+CHECKPOINT_ENDINGS = (".index.json", ".weights.json")  # a sharded checkpoint's index
+MAX_NAMES_SHOWN = 3  # of the checkpoints in a folder that is not one
 
 Reader = Callable[[Path, ReadBudget], Report]
 ZipReader = Callable[[Path, zipfile.ZipFile, ReadBudget], Report]
@@ -61,22 +69,57 @@ def _zip_reader(path: Path, names: list[str]) -> ZipReader:
     raise UnrecognisedFormat(f"{path}: a zip archive, but not a torch, Keras or .npz file")
 
 
-def _folder_reader(path: Path) -> Reader:
+def named_like_checkpoint(path: Path) -> bool:
+    """Whether a file's name says checkpoint: bytes in no known format there are a damaged
+    checkpoint (scan lists it with its error), not some other file (scan passes it by)."""
+    name = path.name.lower()
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES or name.endswith(CHECKPOINT_ENDINGS)
+
+
+def _checkpoints_in(folder: Path, budget: ReadBudget) -> list[Path]:
+    """The checkpoints a folder holds at its top level, by name: a sharded checkpoint is its
+    index, the shards it names are part of it."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        budget.tick()
+        if named_like_checkpoint(path) and path.is_file():
+            files.append(path)
+    shards = {shard for path in files if path.name.endswith(".index.json") for shard in _shards(path, budget)}
+    return [path for path in files if path.name not in shards]
+
+
+def _shards(index: Path, budget: ReadBudget) -> set[str]:
+    """The shard names an index gives; none when it cannot be read (reading it says why)."""
+    from paramscope.sources.safetensors_file import index_weight_map  # the validated shard names
+
+    try:
+        return set(index_weight_map(index, budget).values())
+    except InputError:
+        return set()
+
+
+def _read_folder(path: Path, budget: ReadBudget) -> Report:
+    """A folder that is one checkpoint: a SavedModel, a PEFT adapter, or a folder with one
+    checkpoint (a sharded one counts once); a folder of several is scan's, never one of them."""
     if (path / "saved_model.pb").is_file():
         from paramscope.sources.savedmodel import read_savedmodel
 
-        return read_savedmodel
+        return read_savedmodel(path, budget)
     if (path / "adapter_config.json").is_file():
         from paramscope.sources.peft_adapter import read_peft_adapter
 
-        return lambda _, budget: read_peft_adapter(path, budget, _read)
-    indexes = sorted(path.glob("*.safetensors.index.json"))
-    if len(indexes) == 1:
-        return lambda _, budget: _read_index(indexes[0], budget)
-    singles = sorted(path.glob("*.safetensors"))
-    if len(singles) == 1:
-        return lambda _, budget: _read_safetensors(singles[0], budget)
-    raise InputError(f"{path}: a folder without one safetensors checkpoint or index in it")
+        return read_peft_adapter(path, budget, _read)
+    checkpoints = _checkpoints_in(path, budget)
+    if len(checkpoints) == 1:
+        return _read(checkpoints[0], budget)
+    if not checkpoints:
+        raise InputError(
+            f"{path}: no checkpoint file in this folder; `paramscope scan {path}` looks into subfolders"
+        )
+    names = ", ".join(p.name for p in checkpoints[:MAX_NAMES_SHOWN]) + (
+        ", …" if len(checkpoints) > MAX_NAMES_SHOWN else ""
+    )
+    raise InputError(f"{path} holds {len(checkpoints)} checkpoints ({names}); use `paramscope scan {path}`")
 
 
 def _plain_reader(path: Path, head: bytes) -> Reader:
@@ -141,7 +184,17 @@ def _protobuf_reader(path: Path) -> Reader | None:
 
 def _read(path: Path, budget: ReadBudget) -> Report:
     if path.is_dir():
-        return _folder_reader(path)(path, budget)
+        return _read_folder(path, budget)
+    try:
+        return _read_bytes(path, budget)
+    except UnrecognisedFormat as exc:
+        if named_like_checkpoint(path):
+            raise InputError(str(exc)) from None
+        raise
+
+
+def _read_bytes(path: Path, budget: ReadBudget) -> Report:
+    """A file read by the reader its first bytes call for."""
     with open_regular(path) as handle:
         head = handle.read(16)
         if not head:

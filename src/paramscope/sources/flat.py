@@ -39,6 +39,12 @@ class FlatTensor:
     nbytes: int | None = None  # stored size, where the dtype alone cannot say (quantized blocks)
     role: Role | None = None  # where the file says (a pickled module's parameters and buffers)
     persistent: bool | None = None  # a pickled module's buffers: saved by state_dict() or not
+    key: str | None = None  # the name as the file spells it, where ``name`` differs (a prefix cut)
+
+    @property
+    def file_key(self) -> str:
+        """What the report gives as the tensor's key (see ``Tensor.key``)."""
+        return self.name if self.key is None else self.key
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ def _tensor(
         nbytes=nbytes,
         params=params,
         quantized=packing.quantized if packing is not None else None,
+        key=entry.file_key,
     )
 
 
@@ -193,7 +200,9 @@ def flat_report(
         group = TensorGroup(
             "optimizer",
             [
-                builder.tensor(object(), "optimizer", names(e.name), e.shape, e.dtype, Role.STATE)
+                builder.tensor(
+                    object(), "optimizer", names(e.name), e.shape, e.dtype, Role.STATE, key=e.file_key
+                )
                 for e in optimizer
             ],
         )

@@ -21,6 +21,9 @@ Two kinds of layer hold tensors Keras's lists misdescribe:
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from paramscope.core.kinds import Kind
@@ -71,6 +74,7 @@ def _accessors(keras, torch_names: dict[int, str]) -> KerasAccessors:
         created_non_trainable=lambda layer: layer._non_trainable_variables,
         children=children,
         name=lambda variable: torch_names.get(id(variable)) or variable.name.rsplit("/", 1)[-1],
+        key=lambda variable: variable.path,
         shape=lambda variable: variable.shape,
         build_config=lambda layer: layer.get_build_config(),
     )
@@ -84,6 +88,8 @@ def inspect_keras(model) -> Report:
     root, paths = keras_tree(model, builder, _accessors(keras, _torch_parameter_names(model, keras)))
     wrapper = _wrapper_class(keras)
     for node in root.walk():
+        node.output_shape = _output_shape(node.origin)
+        node.config_loader = _without_tensorflow_probe(node.config_loader)
         if wrapper is not None and isinstance(node.origin, wrapper):
             _add_torch_buffers(node, node.origin.module, builder)
         elif getattr(node.origin, "quantization_mode", None) in QUANTIZATION_MODES:
@@ -99,6 +105,52 @@ def inspect_keras(model) -> Report:
     )
 
 
+@contextmanager
+def tensorflow_unprobed() -> Iterator[None]:
+    """Keras without the TensorFlow import its questions would cause, for the ``with`` block.
+
+    Keras asks ``tf.available`` to spot TensorFlow objects (in ``get_config()``, in optimizer
+    serialization, in its data adapters), and that question imports TensorFlow — seconds, and
+    its log lines on stderr — on the torch and jax backends too. While TensorFlow is not
+    imported nothing can hold one of its objects, so the answer is no; it is given inside the
+    block only, and Keras asks afresh after.
+    """
+    from keras.src.utils import module_utils
+
+    probe = module_utils.tensorflow
+    if probe._available is not None or "tensorflow" in sys.modules:
+        yield
+        return
+    probe._available = False
+    try:
+        yield
+    finally:
+        probe._available = None
+
+
+def _without_tensorflow_probe(load):
+    """A layer's config loader that asks Keras for the config under ``tensorflow_unprobed``."""
+    if load is None:
+        return None
+
+    def loaded():
+        with tensorflow_unprobed():
+            return load()
+
+    return loaded
+
+
+def _output_shape(layer) -> tuple[int | None, ...] | None:
+    """The symbolic output shape a functional graph recorded for ``layer``: no forward pass.
+    None for a layer called more than once (its output is ambiguous), never called, or with
+    several outputs."""
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):  # no inbound node, or several
+        return None
+    return tuple(shape) if isinstance(shape, tuple) else None
+
+
 def _add_torch_buffers(node: Node, module, builder: TreeBuilder) -> None:
     """A wrapped module's buffers, as torch lists them in ``named_buffers()``, marked saved
     (in ``state_dict()``) or not."""
@@ -112,7 +164,14 @@ def _add_torch_buffers(node: Node, module, builder: TreeBuilder) -> None:
                 persistent = name not in owner._non_persistent_buffers_set
                 node.tensors.append(
                     builder.tensor(
-                        buffer, node.path, names(key), buffer.shape, buffer.dtype, Role.STATE, persistent
+                        buffer,
+                        node.path,
+                        names(key),
+                        buffer.shape,
+                        buffer.dtype,
+                        Role.STATE,
+                        persistent,
+                        key=key,  # no Keras variable: its state_dict() key, as the saved file has it
                     )
                 )
 
@@ -163,5 +222,7 @@ def _metrics_group(model, builder: TreeBuilder) -> TensorGroup | None:
 
 def _group(name: str, variables, builder: TreeBuilder) -> TensorGroup:
     names = UniqueNames()
-    tensors = [builder.tensor(v, name, names(v.path), v.shape, v.dtype, Role.STATE) for v in variables]
+    tensors = [
+        builder.tensor(v, name, names(v.path), v.shape, v.dtype, Role.STATE, key=v.path) for v in variables
+    ]
     return TensorGroup(name=name, tensors=tensors)

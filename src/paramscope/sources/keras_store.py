@@ -38,6 +38,7 @@ class StoredVariable:
     dtype: str
     name: str | None = None  # the name the file gives it (legacy .h5, TorchModuleWrapper); else numbered
     in_full: bool = True  # False: the file holds fewer bytes than the shape declares
+    key: str | None = None  # the HDF5 dataset's path (``layers/dense/vars/0``, ``dense/dense/kernel:0``)
 
 
 @dataclass
@@ -70,10 +71,14 @@ def _numbered(datasets: Iterable[Hdf5Dataset]) -> dict[str, list[StoredVariable]
     for dataset in datasets:
         group, _, leaf = dataset.path.rpartition("/")
         if leaf.isascii() and leaf.isdigit() and len(leaf) <= MAX_INDEX_DIGITS:
-            variable = StoredVariable(int(leaf), dataset.shape, dataset.dtype, in_full=_in_full(dataset))
+            variable = StoredVariable(
+                int(leaf), dataset.shape, dataset.dtype, in_full=_in_full(dataset), key=dataset.path
+            )
         elif group == "vars" or group.endswith("/vars"):
             position = len(by_group.get(group, ()))
-            variable = StoredVariable(position, dataset.shape, dataset.dtype, leaf, _in_full(dataset))
+            variable = StoredVariable(
+                position, dataset.shape, dataset.dtype, leaf, _in_full(dataset), dataset.path
+            )
         else:
             continue
         by_group.setdefault(group, []).append(variable)
@@ -167,7 +172,9 @@ def legacy_store(structure: Hdf5Structure, budget: ReadBudget) -> KerasStore:
             *parents, leaf = _scoped(layer, weight).split("/")
             node = _node(nodes, tuple(parents), budget)
             node.variables.append(
-                StoredVariable(len(node.variables), dataset.shape, dataset.dtype, leaf, _in_full(dataset))
+                StoredVariable(
+                    len(node.variables), dataset.shape, dataset.dtype, leaf, _in_full(dataset), dataset.path
+                )
             )
     optimizer = []
     for weight in _names(
@@ -177,7 +184,9 @@ def legacy_store(structure: Hdf5Structure, budget: ReadBudget) -> KerasStore:
         if dataset is not None:
             name = weight.split(":", 1)[0]
             optimizer.append(
-                StoredVariable(len(optimizer), dataset.shape, dataset.dtype, name, _in_full(dataset))
+                StoredVariable(
+                    len(optimizer), dataset.shape, dataset.dtype, name, _in_full(dataset), dataset.path
+                )
             )
     return KerasStore(root, tuple(optimizer))
 

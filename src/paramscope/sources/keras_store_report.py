@@ -306,13 +306,29 @@ def keras_tree(
     optimizer_names = UniqueNames()
     optimizer = [
         builder.tensor(
-            v, "optimizer", optimizer_names(v.name or f"var{v.index}"), v.shape, v.dtype, Role.STATE
+            v,
+            "optimizer",
+            optimizer_names(v.name or f"var{v.index}"),
+            v.shape,
+            v.dtype,
+            Role.STATE,
+            key=v.key,
         )
         for v in store.optimizer
     ]
     not_in_full += [f"optimizer/{v.name or f'var{v.index}'}" for v in store.optimizer if not v.in_full]
     group = TensorGroup("optimizer", optimizer) if optimizer else None
-    return KerasTree(root, group, unknown, flags.lost, not_in_full)
+    return KerasTree(root, group, unknown, _lost_that_matter(root, flags.lost), not_in_full)
+
+
+def _lost_that_matter(root: Node, lost: list[str]) -> list[str]:
+    """The nested models whose lost flag makes something train after loading: tf.keras's setter
+    also froze every sublayer, and their own flags do load, so a lost flag matters only above a
+    sublayer re-enabled after the freeze (it trained nothing before saving; it trains now)."""
+    nodes = {node.path: node for node in root.walk()}  # a lost root is listed by its name
+    return [
+        path for path in lost if any(t.role is Role.TRAINABLE for t in nodes.get(path, root).all_tensors())
+    ]
 
 
 def _tensor(
@@ -334,6 +350,7 @@ def _tensor(
         nbytes=stored_bytes,
         params=naming.params,
         quantized=naming.quantized,
+        key=variable.key,
     )
 
 

@@ -25,6 +25,7 @@ class KerasAccessors:
     created_non_trainable: Callable[[object], list]
     children: Callable[[object], list]
     name: Callable[[object], str]  # a variable's short name (`kernel`)
+    key: Callable[[object], str]  # its full name as the framework spells it (see Tensor.key)
     shape: Callable[[object], list[int]]
     build_config: Callable[[object], dict | None]  # the input shapes recorded at build()
 
@@ -102,6 +103,7 @@ def keras_tree(model, builder: TreeBuilder, accessors: KerasAccessors) -> tuple[
                     accessors.shape(variable),
                     variable.dtype,
                     role_of(variable),
+                    key=accessors.key(variable),
                 )
             )
         child_names = UniqueNames()

@@ -140,13 +140,14 @@ def read_npz(path: Path, archive: zipfile.ZipFile, budget: ReadBudget) -> Report
             continue
         compressed += info.compress_type != zipfile.ZIP_STORED
         budget.charge("tensors", 1, "archive")
-        name = name_of(info.filename.removesuffix(".npy").replace("/", "."), budget, "a member name")
+        key = name_of(info.filename.removesuffix(".npy"), budget, "a member name")  # as np.load names it
+        name = key.replace("/", ".")
         label = f"{path}:{name_of(info.filename, budget, 'a member name')}"
         with zip_errors(label), peek_member(archive, info) as handle:
             shape, dtype = _header(handle, info.file_size, budget, label)
             if dtype == OBJECT:
                 entries += _pickled_arrays(handle, name, budget, names)
                 continue
-        entries.append(FlatTensor(name, shape, dtype, name))
+        entries.append(FlatTensor(name, shape, dtype, name, key=key))
     notes = [COMPRESSED.format(count=compressed)] if compressed else []
     return _numpy_report(path, entries, names, "An .npz file", budget, notes)

@@ -100,7 +100,8 @@ def _file_size(target: Path, shown: str, label: str) -> int:
 
 
 class _ClassifiedBuilder(TreeBuilder):
-    """Gives each tensor the role, logical parameters and quantization its use says.
+    """Gives each tensor the role, logical parameters and quantization its use says, and its
+    key: the initializer's (or Constant output's) own name, without its subgraph's prefix.
 
     ``flat_tree`` builds one tensor per entry, in entry order; each call takes the next stored
     tensor and checks that it is the one being built, so a change to that order fails loudly.
@@ -131,7 +132,17 @@ class _ClassifiedBuilder(TreeBuilder):
             role = Role.STATE
         quantized = MARKS.get(stored.use, stored.quantized)
         return super().tensor(
-            obj, node_path, name, shape, dtype, role, persistent, nbytes, stored.params, quantized
+            obj,
+            node_path,
+            name,
+            shape,
+            dtype,
+            role,
+            persistent,
+            nbytes,
+            stored.params,
+            quantized,
+            stored.name,
         )
 
 
@@ -237,6 +248,7 @@ def _constants(apart: list[Stored], budget: ReadBudget) -> TensorGroup | None:
             Role.STATE,
             nbytes=s.nbytes,
             quantized=MARKS.get(s.use),
+            key=s.name,
         )
         for s in apart
     ]

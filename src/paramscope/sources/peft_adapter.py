@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paramscope.core.kinds import Kind
-from paramscope.core.report import Node, Report, Role, Source
+from paramscope.core.report import Node, Report, Role, Source, Tensor
 from paramscope.errors import InputError
 from paramscope.sources.boundary import beside, expect, load_json, name_of, read_small
 from paramscope.sources.budget import ReadBudget
@@ -61,6 +61,15 @@ def _alpha(value: object) -> int | float:
     return alpha
 
 
+def _rank_pattern(value: object, budget: ReadBudget) -> dict[str, int]:
+    """``rank_pattern``: module name patterns and the rank each gets instead of ``r``."""
+    key = "rank_pattern"
+    patterns = expect(value, dict, f"{CONFIG}: {key}")
+    return {
+        _text(name, key, budget): _positive(rank, f"{key} {name!r:.40}") for name, rank in patterns.items()
+    }
+
+
 def adapter_facts(config: object, budget: ReadBudget) -> dict[str, object]:
     """The config's facts as plain, validated values: which method, for which base model, with
     which rank and alpha on which modules. Keys the config lacks are left out."""
@@ -71,6 +80,8 @@ def adapter_facts(config: object, budget: ReadBudget) -> dict[str, object]:
     facts["target_modules"] = _names(config.get("target_modules"), "target_modules", budget)
     if "r" in config or config["peft_type"] == "LORA":
         facts["r"] = _positive(config.get("r"), "r")
+    if config.get("rank_pattern"):
+        facts["rank_pattern"] = _rank_pattern(config["rank_pattern"], budget)
     if "lora_alpha" in config:
         facts["lora_alpha"] = _alpha(config["lora_alpha"])
     for key in FLAG_FIELDS:
@@ -99,18 +110,35 @@ def _trained(root: Node) -> Node:
     return root
 
 
+def _is_down_projection(tensor: Tensor) -> bool:
+    """LoRA's A matrix (r × in): ``lora_A/weight`` (Linear, a convolution's r × in × window),
+    or an Embedding adapter's ``lora_embedding_A`` (r × num_embeddings)."""
+    return len(tensor.shape) >= 2 and (
+        tensor.path.endswith("lora_A/weight") or tensor.name == "lora_embedding_A"
+    )
+
+
+def _is_adapted(node: Node) -> bool:
+    """Whether a node is a module carrying an adapter, whatever kind of layer it is."""
+    return any(child.name == "lora_A" for child in node.children) or any(
+        t.name == "lora_embedding_A" for t in node.tensors
+    )
+
+
 def _rank_notes(root: Node, facts: dict[str, object]) -> list[str]:
-    """LoRA ranks the tensors have that the config's ``r`` does not say (a rank_pattern, or a
-    config that does not belong to these weights)."""
+    """LoRA ranks the tensors have that neither the config's ``r`` nor its ``rank_pattern``
+    gives: a config that does not belong to these weights."""
     rank = facts.get("r")
-    ranks = {t.shape[0] for t in root.all_tensors() if t.path.endswith("lora_A/weight") and len(t.shape) == 2}
-    other = sorted(ranks - {rank})
-    if rank is None or not other:
+    if rank is None:
+        return []
+    patterns = facts.get("rank_pattern", {})
+    ranks = {t.shape[0] for t in root.all_tensors() if _is_down_projection(t)}
+    other = sorted(ranks - {rank, *patterns.values()})
+    if not other:
         return []
     listed = ", ".join(map(str, other[:5]))
-    return [
-        f"{CONFIG} says r={rank}, but lora_A tensors have rank {listed} (a rank_pattern, or another config)."
-    ]
+    nor = ", nor does its rank_pattern" if patterns else ""
+    return [f"{CONFIG} says r={rank}, but lora_A tensors have rank {listed}{nor}: another adapter's config?"]
 
 
 def read_peft_adapter(folder: Path, budget: ReadBudget, read_weights: Reader) -> Report:
@@ -132,7 +160,7 @@ def read_peft_adapter(folder: Path, budget: ReadBudget, read_weights: Reader) ->
     method = facts["peft_type"]
     base = facts.get("base_model_name_or_path", "a base model it does not name")
     warnings = [w for w in weights.warnings if not is_no_trainability_note(w)]
-    adapted = sum(any(child.name == "lora_A" for child in node.children) for node in root.walk())
+    adapted = sum(_is_adapted(node) for node in root.walk())
     on = f" on {adapted:,} module(s)" if adapted else ""
     warnings.insert(
         0, f"a {method} adapter{on} for {base}: only the adapter's tensors are here, all trainable."

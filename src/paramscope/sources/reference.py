@@ -3,17 +3,20 @@
 This runs the user's own code (their module and factory), as ``python -c`` would; it is how a
 live model reaches the CLI. It is never used on model *files*, which paramscope only reads.
 
-A factory returns a model, or a dict with ``model`` and optionally ``optimizer``,
-``example_inputs`` and ``loss``, which later operations (audit, memory) use.
+A factory returns a model, or a dict with ``model`` and optionally ``optimizer``, ``inputs``
+and ``loss``, which later operations (audit, memory) use: the same words as the keywords of
+``paramscope.audit``. The key ``example_inputs`` (before 0.2) is still read, with a warning.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,8 @@ from paramscope.core.kinds import Kind
 from paramscope.errors import InputError
 from paramscope.sources.live import live_kind
 
-TARGET_KEYS = ("model", "optimizer", "example_inputs", "loss")
+TARGET_KEYS = ("model", "optimizer", "inputs", "loss")
+DEPRECATED_KEYS = {"example_inputs": "inputs"}
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Target:
     kind: Kind  # KERAS, TF_KERAS or TORCH: a live model
     label: str
     optimizer: object | None = None
-    example_inputs: object | None = None
+    inputs: object | None = None
     loss: object | None = None
 
 
@@ -88,14 +92,54 @@ def _import(module_ref: str):
         raise InputError(f"{module_ref}: importing it raised {type(exc).__name__}: {exc}") from exc
 
 
+def factories(module) -> list[str]:
+    """What a ``module:NAME`` reference can name in ``module``, in the module's order: the public
+    functions and classes it defines (not those it imports) and the models it holds; for a
+    package that only re-exports (``keras.applications``), its public callables."""
+    public = {name: value for name, value in vars(module).items() if not name.startswith("_")}
+    own = [
+        name
+        for name, value in public.items()
+        if (callable(value) and getattr(value, "__module__", None) == module.__name__)
+        or live_kind(value) is not None
+    ]
+    return own or [name for name, value in public.items() if callable(value)]
+
+
+def _listing(names: list[str]) -> str:
+    return f"it defines {', '.join(names)}" if names else "it defines no public function or model"
+
+
 def _attribute(module, module_ref: str, attr_path: str):
     obj = module
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise InputError(f"{module_ref}: has no attribute {attr_path!r}") from None
+            names = factories(obj) if obj is module else [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}?" if close else _listing(names)
+            raise InputError(f"{module_ref}: has no attribute {attr_path!r} ({hint})") from None
     return obj
+
+
+def module_without_factory(text: str) -> InputError | None:
+    """The error for a MODEL that names a Python module but no factory in it (``models.py``,
+    ``pkg.models``): which factories it defines, to pick one. None if ``text`` is no module."""
+    if text.endswith(".py") and Path(text).is_file():
+        module = _import(text)
+    elif all(part.isidentifier() for part in text.split(".")) and not Path(text).exists():
+        try:
+            module = _import(text)
+        except InputError:
+            return None
+    else:
+        return None
+    names = factories(module)
+    example = f", e.g. {text}:{names[0]}" if names else ""
+    return InputError(
+        f"{text}: a Python module; name the factory or model in it as {text}:NAME{example} ({_listing(names)})"
+    )
 
 
 def resolve(reference: str, kwargs: dict[str, object] | None = None) -> Target:
@@ -113,10 +157,25 @@ def resolve(reference: str, kwargs: dict[str, object] | None = None) -> Target:
     return as_target(obj, reference)
 
 
+def _renamed_keys(parts: dict, label: str) -> dict:
+    """The factory's dict with deprecated keys under their current names (warned once each)."""
+    renamed = dict(parts)
+    for old, new in DEPRECATED_KEYS.items():
+        if old in renamed and new not in renamed:
+            warnings.warn(
+                f"{label}: the factory key {old!r} is now {new!r}, the keyword of paramscope.audit",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            renamed[new] = renamed.pop(old)
+    return renamed
+
+
 def as_target(obj: object, label: str) -> Target:
     """A model, or a factory's dict holding one, as a :class:`Target`."""
     parts: dict[str, object] = {}
     if isinstance(obj, dict):
+        obj = _renamed_keys(obj, label)
         unknown = sorted(set(obj) - set(TARGET_KEYS))
         if "model" not in obj or unknown:
             raise InputError(

@@ -161,7 +161,7 @@ def read_safetensors(path: Path, budget: ReadBudget) -> Report:
     )
 
 
-def _weight_map(path: Path, budget: ReadBudget) -> dict[str, str]:
+def index_weight_map(path: Path, budget: ReadBudget) -> dict[str, str]:
     index = load_json(read_small(path, budget, "index"), budget, "index", object_pairs_hook=_no_duplicates)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
@@ -174,7 +174,7 @@ def _weight_map(path: Path, budget: ReadBudget) -> dict[str, str]:
 
 def read_safetensors_index(path: Path, budget: ReadBudget) -> Report:
     """A sharded checkpoint: the index's weight map, each shard's header checked."""
-    weight_map = _weight_map(path, budget)
+    weight_map = index_weight_map(path, budget)
     shards = sorted(set(weight_map.values()))
     budget.check("shards", len(shards), "index")
     by_name: dict[str, FlatTensor] = {}

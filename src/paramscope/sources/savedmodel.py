@@ -115,6 +115,7 @@ class ScopedTensor:
     role: Role
     identity: object  # equal identities: one tensor listed under two names
     nbytes: int | None
+    key: str | None = None  # its name in the file (a checkpoint key; a TFLite tensor's full name)
 
 
 # saved_model.pb
@@ -401,9 +402,19 @@ def _entry_name(key: str) -> str:
     return path if attribute == VARIABLE_VALUE else join_path(path, attribute)
 
 
-def _tensor(name: str, entry: BundleEntry, role: Role, identity: object, budget: ReadBudget) -> ScopedTensor:
+def _tensor(
+    name: str, key: str, entry: BundleEntry, role: Role, identity: object, budget: ReadBudget
+) -> ScopedTensor:
+    """A variable named for the tree, keyed by its checkpoint key (what ``tf.train.list_variables``
+    lists and ``tf.train.load_variable`` takes)."""
     return ScopedTensor(
-        name_of(name, budget, "a variable's name"), entry.shape, entry.dtype_name, role, identity, entry.size
+        name_of(name, budget, "a variable's name"),
+        entry.shape,
+        entry.dtype_name,
+        role,
+        identity,
+        entry.size,
+        name_of(key, budget, "a checkpoint key"),
     )
 
 
@@ -453,7 +464,7 @@ def _model_tensors(
         entry, variable = bundle.entries[keys[node_id]], nodes[owner].variable
         role = variable_role(variable, entry.dtype_name, listed is None or owner in listed)
         name = variable.name if use_names and node_id == owner else _object_path(keys[node_id])
-        tensors.append(_tensor(name, entry, role, owner, budget))
+        tensors.append(_tensor(name, keys[node_id], entry, role, owner, budget))
     warnings = []
     if aliases:
         warnings.append(
@@ -469,7 +480,12 @@ def _apart(
     """Optimizer or metric variables, by their own names (``Adam/dense/kernel/m``)."""
     return [
         _tensor(
-            nodes[i].variable.name or _object_path(keys[i]), bundle.entries[keys[i]], Role.STATE, i, budget
+            nodes[i].variable.name or _object_path(keys[i]),
+            keys[i],
+            bundle.entries[keys[i]],
+            Role.STATE,
+            i,
+            budget,
         )
         for i in ids
     ]
@@ -482,7 +498,7 @@ def _object_graph_listing(nodes: list[SavedObject], bundle: Bundle, budget: Read
     model, warnings = _model_tensors(nodes, keys, groups.model, bundle, budget)
     matched = {*keys.values(), OBJECT_GRAPH_KEY}
     model += [  # not a variable of the object graph: a counter, a lookup table's contents
-        _tensor(_entry_name(key), entry, Role.STATE, key, budget)
+        _tensor(_entry_name(key), key, entry, Role.STATE, key, budget)
         for key, entry in bundle.entries.items()
         if key not in matched
     ]
@@ -498,7 +514,12 @@ def _bundle_listing(bundle: Bundle, budget: ReadBudget) -> _Listing:
     """A TensorFlow 1 SavedModel: every entry by its key; integer and bool ones are state."""
     model = [
         _tensor(
-            key, entry, Role.STATE if entry.dtype_name.startswith(NON_FLOAT) else Role.UNKNOWN, key, budget
+            key,
+            key,
+            entry,
+            Role.STATE if entry.dtype_name.startswith(NON_FLOAT) else Role.UNKNOWN,
+            key,
+            budget,
         )
         for key, entry in bundle.entries.items()
     ]
@@ -537,7 +558,14 @@ def scope_tree(tensors: Iterable[ScopedTensor], root_name: str, budget: ReadBudg
         leaf = leaf_names.setdefault(id(node), UniqueNames())(parts[-1])
         node.tensors.append(
             builder.tensor(
-                token, node.path, leaf, tensor.shape, tensor.dtype, tensor.role, nbytes=tensor.nbytes
+                token,
+                node.path,
+                leaf,
+                tensor.shape,
+                tensor.dtype,
+                tensor.role,
+                nbytes=tensor.nbytes,
+                key=tensor.key,
             )
         )
     return root
@@ -551,7 +579,9 @@ def group_of(name: str, tensors: list[ScopedTensor]) -> TensorGroup | None:
     return TensorGroup(
         name,
         [
-            builder.tensor(object(), name, names(t.name), t.shape, t.dtype, t.role, nbytes=t.nbytes)
+            builder.tensor(
+                object(), name, names(t.name), t.shape, t.dtype, t.role, nbytes=t.nbytes, key=t.key
+            )
             for t in tensors
         ],
     )

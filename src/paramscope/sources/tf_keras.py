@@ -29,6 +29,7 @@ ACCESSORS = KerasAccessors(
     created_non_trainable=lambda layer: layer._non_trainable_weights,
     children=lambda layer: list(layer._flatten_layers(include_self=False, recursive=False)),
     name=_short_name,
+    key=lambda weight: weight.name,
     shape=lambda weight: weight.shape.as_list(),
     build_config=lambda layer: layer.get_build_config(),
 )

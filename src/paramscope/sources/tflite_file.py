@@ -270,7 +270,9 @@ def read_constants(data: memoryview, budget: ReadBudget) -> tuple[int, list[Cons
 def _scoped(constant: Constant, several_subgraphs: bool) -> ScopedTensor:
     first_name = constant.name.split(";", 1)[0]
     name = f"{constant.subgraph}/{first_name}" if several_subgraphs else first_name
-    return ScopedTensor(name, constant.shape, constant.dtype, constant.role, constant.buffer, constant.stored)
+    return ScopedTensor(
+        name, constant.shape, constant.dtype, constant.role, constant.buffer, constant.stored, constant.name
+    )
 
 
 def _quantization_group(constants: list[Constant]) -> TensorGroup | None:

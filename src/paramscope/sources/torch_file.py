@@ -89,13 +89,13 @@ def _slot_role(held: Held, tensor: TensorRef) -> Role | None:
     return Role.STATE if held.slot == BUFFER else None
 
 
-def _entry(held: Held, name: str, storage_bytes: StorageBytes) -> FlatTensor:
+def _entry(held: Held, name: str, storage_bytes: StorageBytes, key: str | None) -> FlatTensor:
     """One tensor as a flat entry: a NumPy array as it is (its bytes were checked against its
     record), a torch tensor once its view fits its storage; a module's parameter or buffer
-    with the role its module gives it."""
+    with the role its module gives it. ``key``: its full key path, where ``name`` cuts one."""
     tensor = held.tensor
     if isinstance(tensor, ArrayRef):
-        return FlatTensor(name, tensor.shape, tensor.dtype, id(tensor), nbytes=tensor.nbytes)
+        return FlatTensor(name, tensor.shape, tensor.dtype, id(tensor), nbytes=tensor.nbytes, key=key)
     _check_view(tensor, storage_bytes(tensor.storage))
     identity = (tensor.storage.key, tensor.offset, tensor.shape, tensor.stride)
     requires_grad = tensor.requires_grad if tensor.parameter else None
@@ -108,6 +108,7 @@ def _entry(held: Held, name: str, storage_bytes: StorageBytes) -> FlatTensor:
         requires_grad,
         role=role,
         persistent=held.persistent,
+        key=key,
     )
 
 
@@ -118,12 +119,16 @@ def _dotted(path: tuple[str, ...], budget: ReadBudget) -> str:
 def _flat(
     found: list[Sighting], storage_bytes: StorageBytes, budget: ReadBudget
 ) -> tuple[list[FlatTensor], list[FlatModule]]:
-    """Flat entries named from the shared container down, and the pickled modules under it."""
+    """Flat entries named from the shared container down (keyed by their full key paths, the
+    container's included: ``state_dict.layer.weight``), and the pickled modules under it."""
     held = [s for s in found if isinstance(s, Held)]
     modules = [s for s in found if isinstance(s, ModuleSeen)]
     depth = _container_depth([h.path for h in held], {m.path for m in modules})
     prefix = held[0].path[:depth] if held else ()
-    entries = [_entry(h, _dotted(h.path[depth:], budget), storage_bytes) for h in held]
+    entries = [
+        _entry(h, _dotted(h.path[depth:], budget), storage_bytes, _dotted(h.path, budget) if depth else None)
+        for h in held
+    ]
     return entries, [
         FlatModule(_dotted(m.path[depth:], budget), m.type, m.mode)
         for m in modules
@@ -207,11 +212,19 @@ def _report(
         warnings=_notes(found, parts.model) + pruned + parts.warnings(),
         budget=budget,
         modules=modules,
-        hints=Hints(config=lambda: config_beside(path.parent, budget)),
+        hints=Hints(config=lambda: config_beside(path.parent, budget), content=_stored_bytes(path, budget)),
     )
     report.pickle = verdict
     report.metadata = checkpoint_metadata(obj, budget)
     return report
+
+
+def _stored_bytes(path: Path, budget: ReadBudget) -> Callable[[str], bytes]:
+    """A small tensor's stored bytes (bitsandbytes' quant state, its 4-bit weight's logical
+    shape), read where diff reads values; imported here, as values_torch imports this module."""
+    from paramscope.sources.values_torch import stored_bytes
+
+    return stored_bytes(path, budget)
 
 
 @contextmanager

@@ -63,7 +63,7 @@ def inspect_torch(module) -> Report:
     import torch
 
     tree = _ModuleTree()
-    root = tree.node(module, "", type(module).__name__)
+    root = tree.node(module, "", type(module).__name__, "")
     return Report(
         source=Source(kind=Kind.TORCH, framework_version=torch.__version__),
         root=root,
@@ -85,7 +85,8 @@ class _ModuleTree:
         self.undercount: dict[str, int] = {}  # role -> parameters numel() misses
         self._placeholder = UninitializedTensorMixin
 
-    def node(self, mod, path: str, name: str) -> Node:
+    def node(self, mod, path: str, name: str, prefix: str) -> Node:
+        """The module's node; ``prefix`` is its dotted name plus a dot, as its tensors' keys begin."""
         node = Node(
             path=path,
             name=name,
@@ -96,18 +97,25 @@ class _ModuleTree:
         )
         for pname, param in mod._parameters.items():
             if self._present(param, path, pname):
-                node.tensors.append(self._parameter(param, path, pname))
+                node.tensors.append(self._parameter(param, path, pname, prefix + pname))
         for bname, buffer in mod._buffers.items():
             if self._present(buffer, path, bname):
                 persistent = bname not in mod._non_persistent_buffers_set
                 node.tensors.append(
                     self.builder.tensor(
-                        buffer, path, bname, buffer.shape, buffer.dtype, Role.STATE, persistent
+                        buffer,
+                        path,
+                        bname,
+                        buffer.shape,
+                        buffer.dtype,
+                        Role.STATE,
+                        persistent,
+                        key=prefix + bname,
                     )
                 )
         for cname, child in mod._modules.items():
             if child is not None:
-                node.children.append(self.node(child, join_path(path, cname), cname))
+                node.children.append(self.node(child, join_path(path, cname), cname, f"{prefix}{cname}."))
         return node
 
     def _present(self, tensor, path: str, name: str) -> bool:
@@ -117,13 +125,13 @@ class _ModuleTree:
             return False
         return tensor is not None
 
-    def _parameter(self, param, path: str, name: str) -> Tensor:
+    def _parameter(self, param, path: str, name: str, key: str) -> Tensor:
         role = Role.TRAINABLE if param.requires_grad else Role.FROZEN
         packed = packed_4bit(param)
         if packed is None:
-            return self.builder.tensor(param, path, name, param.shape, param.dtype, role)
+            return self.builder.tensor(param, path, name, param.shape, param.dtype, role, key=key)
         shape, dtype = packed  # stored two per byte: count the parameters, not the bytes
-        tensor = self.builder.tensor(param, path, name, shape, dtype, role, nbytes=param.numel())
+        tensor = self.builder.tensor(param, path, name, shape, dtype, role, nbytes=param.numel(), key=key)
         self.undercount[role.value] = self.undercount.get(role.value, 0) + tensor.params - param.numel()
         return tensor
 

@@ -259,8 +259,9 @@ class _ModuleWalk:
         trains = Role.TRAINABLE if value.requires_grad else Role.FROZEN
         role = trains if parameter else Role.STATE
         persistent = None if parameter else True  # TorchScript saves every buffer in state_dict()
+        key = f"{node.path.replace('/', '.')}.{name}" if node.path else name  # its state_dict() key
         tensor = self.builder.tensor(
-            value, node.path, name, value.shape, value.storage.dtype, role, persistent=persistent
+            value, node.path, name, value.shape, value.storage.dtype, role, persistent=persistent, key=key
         )
         if tensor.shared_with is not None:
             self.budget.charge("references", 1, "the TorchScript archive")
@@ -308,7 +309,11 @@ def _constants(value: object, budget: ReadBudget) -> tuple[TensorGroup | None, l
             continue
         seen.add(id(ref))
         name = names(name_of("c" + ".".join(keys), budget, "a constant"))
-        tensors.append(builder.tensor(ref, "constants", name, ref.shape, ref.storage.dtype, Role.STATE))
+        tensors.append(
+            builder.tensor(
+                ref, "constants", name, ref.shape, ref.storage.dtype, Role.STATE, key=f"CONSTANTS.{name}"
+            )
+        )
         refs.append(ref)
     return (TensorGroup("constants", tensors) if tensors else None), refs
 

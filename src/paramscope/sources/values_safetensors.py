@@ -14,7 +14,7 @@ from paramscope.core.report import Report
 from paramscope.sources.boundary import beside
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.flat import FlatTensor
-from paramscope.sources.safetensors_file import Locations, _entries, _hints, _weight_map, read_header
+from paramscope.sources.safetensors_file import Locations, _entries, _hints, index_weight_map, read_header
 from paramscope.sources.values import FileRange, Located, Values, flat_paths, stored
 
 
@@ -26,7 +26,7 @@ def _shard(path: Path, budget: ReadBudget) -> tuple[list[FlatTensor], Locations]
 
 def _sharded(index: Path, budget: ReadBudget) -> tuple[list[FlatTensor], Locations]:
     """The tensors of an index's weight map, in its order, each from the shard it names."""
-    weight_map = _weight_map(index, budget)
+    weight_map = index_weight_map(index, budget)
     by_name: dict[str, FlatTensor] = {}
     locations: Locations = {}
     for shard in sorted(set(weight_map.values())):

@@ -11,9 +11,11 @@ A NumPy array inside the pickle has its data in the pickle stream itself: it is 
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from paramscope.core.report import Report
@@ -32,18 +34,24 @@ from paramscope.sources.torch_pickled import Sighting
 from paramscope.sources.values import Located, TensorValues, Values, element_dtype, flat_paths, located_view
 
 Spans = dict[str, tuple[int, int] | str]  # storage key -> (first byte, bytes), or why it is not read
+Layout = tuple[object, list[Sighting], Spans]  # the pickled object, its tensors, their storages
 IN_PICKLE = "a NumPy array stored inside the pickle: its values are not read"
 
 
-def _located(path: Path, obj: object, found: list[Sighting], spans: Spans, budget: ReadBudget) -> Located:
-    """Each model tensor's values by its report path, from the storage spans of the file."""
-    size = path.stat().st_size
+def _entries(obj: object, found: list[Sighting], spans: Spans, budget: ReadBudget) -> list[FlatTensor]:
+    """The model's tensors as the reader lists them, each view sized by its storage's span."""
 
     def storage_bytes(storage: StorageRef) -> int:
         span = spans.get(storage.key)
         return span[1] if isinstance(span, tuple) else 0
 
-    entries = _flat(layout(obj, found).model, storage_bytes, budget)[0]
+    return _flat(layout(obj, found).model, storage_bytes, budget)[0]
+
+
+def _located(path: Path, obj: object, found: list[Sighting], spans: Spans, budget: ReadBudget) -> Located:
+    """Each model tensor's values by its report path, from the storage spans of the file."""
+    size = path.stat().st_size
+    entries = _entries(obj, found, spans, budget)
     paths = flat_paths(entries, Hints(config=lambda: config_beside(path.parent, budget)), budget)
     return {tensor: _values(path, size, entry, spans) for tensor, entry in zip(paths, entries, strict=True)}
 
@@ -62,7 +70,7 @@ def _values(path: Path, size: int, entry: FlatTensor, spans: Spans) -> TensorVal
     return located_view(path, size, start, nbytes, element, (offset, shape, stride))
 
 
-def _zip_values(path: Path, budget: ReadBudget) -> Located:
+def _zip_layout(path: Path, budget: ReadBudget) -> Layout:
     with open_regular(path) as handle, open_zip(handle, budget, str(path)) as archive:
         infos = archive.infolist()
         pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
@@ -80,10 +88,10 @@ def _zip_values(path: Path, budget: ReadBudget) -> Located:
             if info.filename.startswith(prefix)
         }
         obj = walk(read_member(archive, pickle, budget, "pickle_bytes"), budget=budget, names=Names())
-    return _located(path, obj, _found(obj, path, budget), spans, budget)
+    return obj, _found(obj, path, budget), spans
 
 
-def _legacy_values(path: Path, budget: ReadBudget) -> Located:
+def _legacy_layout(path: Path, budget: ReadBudget) -> Layout:
     """The pre-1.6 format: after the pickles, the list of storage keys, then each storage as
     an int64 element count followed by its elements."""
     names = Names()
@@ -98,10 +106,37 @@ def _legacy_values(path: Path, budget: ReadBudget) -> Located:
     for key, nbytes in sizes.items():  # in file order
         spans[key] = (position + 8, nbytes)
         position += 8 + nbytes
-    return _located(path, obj, found, spans, budget)
+    return obj, found, spans
+
+
+def _layout(path: Path, budget: ReadBudget) -> Layout:
+    with open_regular(path) as handle:
+        is_zip = os.pread(handle.fileno(), len(ZIP_MAGIC), 0) == ZIP_MAGIC
+    return _zip_layout(path, budget) if is_zip else _legacy_layout(path, budget)
 
 
 def torch_values(path: Path, report: Report, budget: ReadBudget) -> Values:
-    with open_regular(path) as handle:
-        is_zip = os.pread(handle.fileno(), len(ZIP_MAGIC), 0) == ZIP_MAGIC
-    return Values(_zip_values(path, budget) if is_zip else _legacy_values(path, budget))
+    return Values(_located(path, *_layout(path, budget), budget))
+
+
+def stored_bytes(path: Path, budget: ReadBudget) -> Callable[[str], bytes]:
+    """The stored bytes of a small tensor by its name in the file: the ``content`` hint the
+    header-only reader (torch_file.py) gives, so that bitsandbytes' quant state (a JSON text in
+    a uint8 tensor) tells a 4-bit weight its logical shape, as the safetensors reader's does.
+    The file's layout is walked again on the first call only; the view is checked as diff's are."""
+
+    @functools.cache
+    def by_name() -> dict[str, TensorValues | str]:
+        obj, found, spans = _layout(path, budget)
+        size = path.stat().st_size
+        return {
+            entry.name: _values(path, size, entry, spans) for entry in _entries(obj, found, spans, budget)
+        }
+
+    def content(name: str) -> bytes:
+        values = by_name().get(name, f"no tensor {name!r:.80}")
+        if isinstance(values, str):
+            raise InputError(f"{path}: {values}")
+        return b"".join(chunk.tobytes() for chunk in values.chunks())
+
+    return content

@@ -7,6 +7,7 @@ input shape is needed.
 
 from __future__ import annotations
 
+from paramscope.core.report import Node, Tensor
 from paramscope.specs.expr import Const, Expr, Sym, product, times, total
 from paramscope.specs.spec import TORCH, LayerSpec, VarSpec, register
 
@@ -212,3 +213,140 @@ def multihead_attention(config: dict, build: dict) -> LayerSpec:
 def prelu(config: dict, build: dict) -> LayerSpec:
     n = Sym("num_parameters", config["num_parameters"])
     return LayerSpec((VarSpec("weight", (n.value,)),), n, "one learned negative slope (or one per channel).")
+
+
+@register(TORCH, "Conv1D")
+def transformers_conv1d(config: dict, build: dict) -> LayerSpec:
+    """transformers' ``Conv1D`` (GPT-2's projections): a Linear whose weight is stored transposed."""
+    i, o = Sym("in_features", config["nx"]), Sym("out_features", config["nf"])
+    variables = (VarSpec("weight", (i.value, o.value)), VarSpec("bias", (o.value,)))
+    return LayerSpec(
+        variables, (i + 1) * o, "a Linear stored as (inputs, outputs), plus one bias per output."
+    )
+
+
+# peft's LoRA layers (peft/tuners/lora/layer.py) reuse torch's class names — Linear, Embedding,
+# Conv2d — so their formula has a key of its own; a node is one when it wraps a ``base_layer``
+# beside ``lora_A`` modules (lora_layer_config). Other layers peft wraps so (MultiheadAttention,
+# 4-bit Linear) get no formula: their parts are explained one by one.
+LORA_LAYER = "peft LoRA layer"
+
+
+def _adapter_names(node: Node, child: str) -> dict[str, Node | Tensor]:
+    """The per-adapter entries of one of a LoRA layer's dicts (``lora_A`` holds modules,
+    ``lora_embedding_A`` parameters), by adapter name."""
+    holder = next((c for c in node.children if c.name == child), None)
+    if holder is None:
+        return {}
+    return {**{c.name: c for c in holder.children}, **{t.name: t for t in holder.tensors}}
+
+
+def _adapter(name: str, node: Node) -> dict | None:
+    """One adapter's rank, lora_bias and DoRA flag, as peft's ``update_layer`` created them;
+    None for a layout that is not LoRA's."""
+    dora = name in _adapter_names(node, "lora_magnitude_vector")
+    embedding = _adapter_names(node, "lora_embedding_A").get(name)
+    if isinstance(embedding, Tensor):
+        return {"r": embedding.shape[0], "lora_bias": False, "dora": dora}  # no lora_bias on embeddings
+    down, up = _adapter_names(node, "lora_A").get(name), _adapter_names(node, "lora_B").get(name)
+    if not isinstance(down, Node) or not isinstance(up, Node):
+        return None
+    down_config, up_config = down.layer_config()[0] or {}, up.layer_config()[0] or {}
+    rank = down_config.get("out_features", down_config.get("out_channels"))
+    return {"r": rank, "lora_bias": bool(up_config.get("bias")), "dora": dora}
+
+
+def lora_layer_config(node: Node) -> dict | None:
+    """A peft LoRA layer's formula config, as plain data: the layer it wraps (its class and
+    config) and each adapter's rank, lora_bias and DoRA flag; None for any other node."""
+    children = {child.name: child for child in node.children}
+    if "base_layer" not in children or "lora_A" not in children:
+        return None
+    config = node.layer_config()[0]
+    if config is None:
+        return None
+    names = [*_adapter_names(node, "lora_A"), *_adapter_names(node, "lora_embedding_A")]
+    adapters = {name: _adapter(name, node) for name in names}
+    if None in adapters.values():
+        return None
+    base = children["base_layer"]
+    return {
+        "layer": node.type,
+        "in_features": config.get("in_features"),
+        "out_features": config.get("out_features"),
+        "base": {"type": base.type, "config": base.layer_config()[0]},
+        "adapters": adapters,
+    }
+
+
+def _linear_pair(r: Sym, i: Sym, o: Sym, base: dict, name: str) -> tuple[list[VarSpec], Expr, tuple]:
+    """lora_A ``Linear(in, r)`` and lora_B ``Linear(r, out)``; DoRA's magnitude per output."""
+    return (
+        [VarSpec("weight", (r.value, i.value)), VarSpec("weight", (o.value, r.value))],
+        r * (i + o),
+        (o.value,),
+    )
+
+
+def _embedding_pair(r: Sym, i: Sym, o: Sym, base: dict, name: str) -> tuple[list[VarSpec], Expr, tuple]:
+    """``lora_embedding_A`` (r × num_embeddings) and ``_B`` (dim × r), parameters named after
+    the adapter."""
+    return [VarSpec(name, (r.value, i.value)), VarSpec(name, (o.value, r.value))], r * (i + o), (o.value,)
+
+
+def _conv_pair(r: Sym, i: Sym, o: Sym, base: dict, name: str) -> tuple[list[VarSpec], Expr, tuple]:
+    """lora_A: the base's convolution from its inputs to r channels; lora_B: a 1×1 one from r to
+    its outputs, in the base's groups; DoRA's magnitude shaped (1, out, 1, 1)."""
+    size, groups = tuple(base["kernel_size"]), base["groups"]
+    ones = (1,) * len(size)
+    per_group = Sym("r/groups", r.value // groups) if groups > 1 else r
+    variables = [
+        VarSpec("weight", (r.value, i.value, *size)),
+        VarSpec("weight", (o.value, per_group.value, *ones)),
+    ]
+    return variables, r * i * _window(size) + o * per_group, (1, o.value, *ones)
+
+
+# per peft layer class: its adapter pair, and what its in_features and out_features are called
+LORA_PAIRS = {
+    "Linear": (_linear_pair, ("in_features", "out_features")),
+    "Embedding": (_embedding_pair, ("num_embeddings", "embedding_dim")),
+    **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d"), (_conv_pair, ("in_channels", "out_channels"))),
+}
+
+
+def _lora_terms(config: dict, name: str, adapter: dict) -> tuple[list[VarSpec], Expr]:
+    """One adapter's tensors and count: its pair of matrices, lora_B's bias, DoRA's magnitude."""
+    pair, (in_name, out_name) = LORA_PAIRS[config["layer"]]
+    i, o = Sym(in_name, config["in_features"]), Sym(out_name, config["out_features"])
+    r = Sym("r" if len(config["adapters"]) == 1 else f"r[{name}]", adapter["r"])
+    variables, term, magnitude = pair(r, i, o, config["base"]["config"], name)
+    if adapter["lora_bias"]:
+        variables.append(VarSpec("bias", (o.value,)))
+        term = term + o
+    if adapter["dora"]:
+        variables.append(VarSpec("weight", magnitude))
+        term = term + o
+    return variables, term
+
+
+@register(TORCH, LORA_LAYER)
+def lora_layer(config: dict, build: dict) -> LayerSpec:
+    """The wrapped layer's own formula plus each adapter's (peft's LoraLayer.update_layer).
+    A KeyError where there is none: a base without a formula, a layer LORA_PAIRS lacks."""
+    adapters, base_type = config["adapters"], config["base"]["type"]
+    if config["layer"] not in LORA_PAIRS:
+        raise KeyError(f"no LoRA formula for a peft {config['layer']}")
+    base = TORCH[base_type](config["base"]["config"], build)
+    variables, terms = list(base.variables), [base.formula]
+    for name, adapter in adapters.items():
+        adapter_variables, term = _lora_terms(config, name, adapter)
+        variables += adapter_variables
+        terms.append(term)
+    ranks = ", ".join(f"{name} r={adapter['r']}" for name, adapter in adapters.items())
+    dora = any(adapter["dora"] for adapter in adapters.values())
+    why = (
+        f"the wrapped {base_type}'s own weights, plus for each adapter ({ranks}) lora_A (r × in) and "
+        f"lora_B (out × r)" + (", and DoRA's magnitude, one per output" if dora else "") + "."
+    )
+    return LayerSpec(tuple(variables), total(terms), why)

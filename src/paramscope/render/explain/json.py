@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from paramscope.ops.explain import Explanation, LayerExplanation
-from paramscope.render.envelope import envelope, file_facts, source_dict, tensor_dict
+from paramscope.ops.explain import AdapterSplit, Explanation, LayerExplanation
+from paramscope.render.envelope import envelope, file_facts, source_dict, tensor_dict, totals_dict
+
+
+def _adapter_dict(split: AdapterSplit | None) -> dict | None:
+    """A peft LoRA layer: ranks per adapter name, DoRA or not, the adapters' totals per role
+    against those of the base layer they wrap."""
+    if split is None:
+        return None
+    return {
+        "ranks": split.ranks,
+        "dora": split.dora,
+        "adapters": totals_dict(split.adapters),
+        "base": totals_dict(split.base),
+    }
 
 
 def _layer_dict(layer: LayerExplanation) -> dict:
@@ -20,6 +33,7 @@ def _layer_dict(layer: LayerExplanation) -> dict:
         },
         "text": layer.text,
         "problem": layer.problem,
+        "adapter": _adapter_dict(layer.adapter),
     }
 
 

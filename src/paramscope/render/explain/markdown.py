@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from paramscope.ops.explain import Explanation, LayerExplanation
+from paramscope.render.explain import adapter_line, tensor_label
+from paramscope.render.html_parts.collapsible import collapsible
 from paramscope.render.markup import malicious_markdown
 from paramscope.render.tree_rows import shape_text
 
@@ -13,8 +15,10 @@ def _layer_section(layer: LayerExplanation) -> list[str]:
         return [*lines, f"> **{layer.problem}**", ""]
     if not layer.formula.generic:
         lines.append(f"`{layer.formula.symbolic}`  ")
-    tensors = ", ".join(f"{t.name} {shape_text(t)}" for t in layer.tensors)
+    tensors = ", ".join(f"{tensor_label(layer, t)} {shape_text(t)}" for t in layer.tensors)
     lines.append(f"= `{layer.formula.expression}` = **{layer.formula.value:,}**  ")
+    if layer.adapter is not None:
+        lines.append(adapter_line(layer.adapter) + "  ")
     lines.append(f"Tensors: {tensors}  ")
     return [*lines, layer.text, ""]
 
@@ -22,8 +26,9 @@ def _layer_section(layer: LayerExplanation) -> list[str]:
 def markdown(explanation: Explanation) -> str:
     report = explanation.report
     lines = [*malicious_markdown(report), f"## Why {report.root.name or '(root)'} counts what it counts", ""]
-    for layer in explanation.layers:
-        lines += _layer_section(layer)
+    sections = [line for layer in explanation.layers for line in _layer_section(layer)]
+    count = len(explanation.layers)
+    lines += collapsible(f"Every layer's formula ({count:,} layers)", sections, count)
     lines += ["## What your numbers mean", ""]
     lines += [f"- {paragraph}" for paragraph in explanation.answer]
     return "\n".join(lines) + "\n"

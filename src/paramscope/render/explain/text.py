@@ -7,6 +7,7 @@ from rich.text import Text
 
 from paramscope.ops.explain import Explanation, LayerExplanation
 from paramscope.render.console import ROLE_STYLE, malicious_panel, source_line
+from paramscope.render.explain import adapter_line, tensor_label
 from paramscope.render.tree_rows import shape_text
 
 
@@ -16,7 +17,7 @@ def _tensors_line(layer: LayerExplanation) -> Text:
     for i, tensor in enumerate(layer.tensors):
         if i:
             line.append(", ")
-        line.append(f"{tensor.name} {shape_text(tensor)} ")
+        line.append(f"{tensor_label(layer, tensor)} {shape_text(tensor)} ")
         line.append(tensor.role.value, style=ROLE_STYLE[tensor.role.value])
         if tensor.shared_with:
             line.append(f" → {tensor.shared_with}", style="italic")
@@ -32,6 +33,8 @@ def _layer_block(layer: LayerExplanation) -> RenderableType:
     if not formula.generic:
         lines.append(Text("  " + formula.symbolic, style="cyan"))
     lines.append(Text(f"  = {formula.expression} = {formula.value:,}"))
+    if layer.adapter is not None:
+        lines.append(Text("  " + adapter_line(layer.adapter), style="green"))
     lines += [_tensors_line(layer), Text("  " + layer.text, style="dim"), Text("")]
     return Group(*lines)
 

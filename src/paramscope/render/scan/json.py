@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paramscope.core.kinds import Kind
 from paramscope.core.printable import visible
 from paramscope.ops.scan import ScanLine
 from paramscope.render.envelope import envelope
@@ -11,13 +12,18 @@ from paramscope.render.envelope import envelope
 if TYPE_CHECKING:
     from paramscope.ops.scan import FolderScan
 
-FOLDER_KIND = "folder"  # the scan's own source: a folder, not a model
+FOLDER_KIND = Kind.FOLDER.value  # the scan's own source: a folder, not a model
 
 
 def _file_dict(line: ScanLine) -> dict:
     """A file's entry; ``source.kind`` is null when it could not be read (``error``) or was
     recognised and not read (``skipped``). ``pickle``: its verdict, with at most 50 names."""
-    source = {"kind": line.kind, "framework_version": None, "backend": None, "path": line.shown_path}
+    source = {
+        "kind": line.kind,
+        "framework_version": line.framework_version,
+        "backend": line.backend,
+        "path": line.shown_path,
+    }
     return {
         "source": source,
         "tensors": line.tensors,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from paramscope.core.printable import visible
 from paramscope.core.units import keras_size
 from paramscope.ops.scan import ScanLine
+from paramscope.render.html_parts.collapsible import collapsible
 from paramscope.render.markup import cell, code, quoted
 from paramscope.render.scan import verdict_text
 
@@ -31,9 +32,10 @@ def markdown(scanned: FolderScan) -> str:
     lines = [f"## Scan: {quoted(visible(scanned.folder))}", ""]
     if not scanned.lines:
         return "\n".join([*lines, "No checkpoints."]) + "\n"
-    lines += [
+    table = [
         "| File | Format | Tensors | Params | Size | Trainable | Pickle or error |",
         "|---|---|---:|---:|---:|---:|---|",
         *[_row(line) for line in scanned.lines],
     ]
+    lines += collapsible(f"{len(scanned.lines):,} files", table, len(scanned.lines))
     return "\n".join(lines) + "\n"

@@ -1,10 +1,11 @@
-"""`summary` as Markdown: a GitHub-flavoured table of layers, then the reading as a table, a
-code block of the framework's own lines and a list of the sums that connect them."""
+"""`summary` as Markdown: the one-line answer, a GitHub-flavoured table of the same rows as
+the text, the notes under it, then the reading as a table, a code block of the framework's own
+lines and a list of the sums that connect them."""
 
 from __future__ import annotations
 
 from paramscope.core.report import Report
-from paramscope.render import DEFAULT_DEPTH
+from paramscope.render.html_parts.collapsible import collapsible
 from paramscope.render.markup import (
     cell,
     malicious_markdown,
@@ -13,25 +14,40 @@ from paramscope.render.markup import (
     verdict_markdown,
 )
 from paramscope.render.reading import reading, type_suffix
-from paramscope.render.tree_rows import NodeRow, TensorRow, rows, shape_text, tensor_counts
+from paramscope.render.summary.answer import TIED_MARK, answer_line, notes
+from paramscope.render.summary.view import LayerRow, TensorRow, ViewOptions, build_view
+from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts
+
+HEADER = ("Layer (type)", "Trains", "Tensors T/F/S", "Params", "Trainable")
+ALIGN = ("---", ":---:", "---:", "---:", "---:")
 
 
-def _tensor_row(row: TensorRow) -> str:
+def _tensor_cells(row: TensorRow) -> list[str]:
     tensor = row.tensor
     indent = "&nbsp;&nbsp;" * row.depth
-    alias = f" → `{cell(tensor.shared_with)}`" if tensor.shared_with else ""
+    alias = f" → `{cell(row.alias_of)}`" if row.alias_of else ""
     params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
-    label = f"{indent}`{cell(tensor.name)}` {shape_text(tensor)} {tensor.dtype}{alias}"
-    return f"| {label} | {tensor.role.value} | | {params} | |"
+    label = f"{indent}`{cell(row.label)}` {shape_text(tensor)} {tensor.dtype}{alias}"
+    return [label, tensor.role.value, "", params, "", ""]
 
 
-def _node_row(row: NodeRow) -> str:
-    node = row.node
+def _layer_cells(row: LayerRow) -> list[str]:
     indent = "&nbsp;&nbsp;" * row.depth
-    return (
-        f"| {indent}{cell(node.name or '(root)')}{type_suffix(node.type)} | {row.status} | "
-        f"{tensor_counts(row.tensors)} | {row.params:,} | {row.trainable_params:,} |"
-    )
+    tied = f" {TIED_MARK} {cell(', '.join(row.tied))}" if row.tied else ""
+    counts = {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
+    name = f"{indent}{cell(row.label)}{type_suffix(row.type)}{tied}"
+    numbers = [f"{row.totals['all'].params:,}", f"{row.totals['trainable'].params:,}"]
+    return [name, row.status, tensor_counts(counts), *numbers, output_shape_text(row.output_shape)]
+
+
+def _table(rows: list[LayerRow | TensorRow]) -> list[str]:
+    """The layer table; its output shape column only where some layer knows its shape."""
+    cells = [_layer_cells(row) if isinstance(row, LayerRow) else _tensor_cells(row) for row in rows]
+    shapes = any(isinstance(row, LayerRow) and row.output_shape for row in rows)
+    header, align = [*HEADER, "Output shape"], [*ALIGN, "---"]
+    width = len(header) if shapes else len(HEADER)
+    lines = ["| " + " | ".join(line[:width]) + " |" for line in (header, *cells)]
+    return [lines[0], "|" + "|".join(align[:width]) + "|", *lines[1:]]
 
 
 def _reading_markdown(report: Report) -> list[str]:
@@ -44,7 +60,15 @@ def _reading_markdown(report: Report) -> list[str]:
     return lines
 
 
-def markdown(report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False) -> str:
+def markdown(
+    report: Report,
+    depth: int | None = None,
+    show_tensors: bool = False,
+    all_layers: bool = False,
+    only: str | None = None,
+) -> str:
+    """The summary as Markdown, with the same rows as the text (render/summary/view.py)."""
+    view = build_view(report, ViewOptions(depth, all_layers, only, show_tensors))
     lines = [
         *malicious_markdown(report),
         f"## {report.root.name or '(root)'} ({report.root.type})",
@@ -52,13 +76,12 @@ def markdown(report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bo
         source_markdown(report.source),
         "",
         *verdict_markdown(report),
-        "| Layer (type) | Trains | Tensors T/F/S | Params | Trainable |",
-        "|---|:---:|---:|---:|---:|",
+        f"**{answer_line(report)}**",
+        "",
+        *collapsible(f"Layer table ({len(view.rows):,} rows)", _table(view.rows), len(view.rows)),
     ]
-    lines += [
-        _node_row(row) if isinstance(row, NodeRow) else _tensor_row(row)
-        for row in rows(report, depth, show_tensors)
-    ]
+    below = notes(report, view)
+    lines += ["", *(f"- {note}" for note in below)] if below else []
     lines += _reading_markdown(report)
     lines += metadata_markdown(report)
     return "\n".join(lines).rstrip() + "\n"

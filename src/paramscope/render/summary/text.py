@@ -1,4 +1,4 @@
-"""`summary` as text: the layer tree as a table, then the reading of the numbers.
+"""`summary` as text: the one-line answer, the layer table, then the reading of the numbers.
 
 A file whose pickle is malicious opens with a red panel, before anything else: the user who
 looks at its counts is about to load it. The verdict on other pickles is one quiet line under
@@ -7,12 +7,13 @@ the source line; the file's metadata is a short block at the end.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.segment import Segment
 from rich.text import Text
 
 from paramscope.core.report import Report
-from paramscope.render import DEFAULT_DEPTH
 from paramscope.render.console import (
     ROLE_STYLE,
     Lines,
@@ -22,29 +23,73 @@ from paramscope.render.console import (
     verdict_line,
 )
 from paramscope.render.reading import RoleLine, reading, type_suffix
-from paramscope.render.tree_rows import NodeRow, rows, shape_text, tensor_counts
+from paramscope.render.summary.answer import TIED_MARK, answer_line, notes
+from paramscope.render.summary.view import LayerRow, TensorRow, View, ViewOptions, build_view
+from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts
 
 STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
+MIN_NAME_WIDTH = 16  # below this a name folds onto more lines rather than squeeze further
 
 
-def _row_cells(row) -> tuple[Text, tuple[str, str], str, str, str]:
-    """(name, (trains, its style), tensor counts, params, trainable params) of one table row."""
-    if isinstance(row, NodeRow):
-        return (
-            Text.assemble(row.prefix, (row.node.name or "(root)", "bold"), type_suffix(row.node.type)),
-            (row.status, STATUS_STYLE[row.status]),
-            tensor_counts(row.tensors),
-            f"{row.params:,}",
-            f"{row.trainable_params:,}",
-        )
+TITLES = ("Output shape", "Trains", "Tensors T/F/S", "Params", "Trainable")
+ALIGN = {"Output shape": "left", "Trains": "center"}  # the others are numbers, right-aligned
+DROPPED_FIRST = ("Output shape", "Tensors T/F/S", "Trainable")  # when names would not fit
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    cells: list[tuple[str, str]]  # (text, style) per row
+
+    @property
+    def width(self) -> int:
+        return max(len(self.title), *(len(text) for text, _ in self.cells))
+
+    def padded(self, text: str) -> str:
+        align = ALIGN.get(self.title, "right")
+        if align == "center":
+            return _center(text, self.width)
+        return text.ljust(self.width) if align == "left" else text.rjust(self.width)
+
+
+def _name(row: LayerRow | TensorRow) -> Text:
+    """The name cell after the tree guides: label, type, tied mark; a tensor's shape and dtype."""
+    if isinstance(row, LayerRow):
+        name = Text.assemble((row.label, "dim" if row.rest else "bold"), type_suffix(row.type))
+        if row.tied:
+            name.append(f" {TIED_MARK} {', '.join(row.tied)}", style="italic")
+        return name
     tensor = row.tensor
-    label = Text.assemble(row.prefix, "· ", tensor.name, f" {shape_text(tensor)} {tensor.dtype}", style="dim")
-    if tensor.shared_with:
-        label.append(f" → {tensor.shared_with}", style="italic")
+    label = Text.assemble("· ", row.label, f" {shape_text(tensor)} {tensor.dtype}", style="dim")
+    if row.alias_of:
+        label.append(f" → {row.alias_of}", style="italic")
     if tensor.persistent is False:
         label.append(" non-persistent", style="italic")
-    params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
-    return label, (tensor.role.value, ROLE_STYLE[tensor.role.value]), "", params, ""
+    return label
+
+
+def _cells(row: LayerRow | TensorRow) -> dict[str, tuple[str, str]]:
+    """The row's (text, style) per column title; a tensor row fills only its role and params."""
+    if isinstance(row, TensorRow):
+        tensor, role = row.tensor, row.tensor.role.value
+        params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
+        return {"Trains": (role, ROLE_STYLE[role]), "Params": (params, "")}
+    counts = {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
+    return {
+        "Output shape": (output_shape_text(row.output_shape), ""),
+        "Trains": (row.status, STATUS_STYLE[row.status]),
+        "Tensors T/F/S": (tensor_counts(counts), ""),
+        "Params": (f"{row.totals['all'].params:,}", ""),
+        "Trainable": (f"{row.totals['trainable'].params:,}", ""),
+    }
+
+
+def _columns(view: View) -> list[Column]:
+    """Every column but the name; the output shape only where some layer knows one."""
+    cells = [_cells(row) for row in view.rows]
+    has_shape = any(isinstance(row, LayerRow) and row.output_shape for row in view.rows)
+    titles = TITLES if has_shape else TITLES[1:]
+    return [Column(title, [row.get(title, ("", "")) for row in cells]) for title in titles]
 
 
 def _center(text: str, width: int) -> str:
@@ -53,41 +98,66 @@ def _center(text: str, width: int) -> str:
     return " " * left + text + " " * (width - len(text) - left)
 
 
-class LayerTable:
-    """The layer table, laid out at render time: numbers keep their full width, names shrink.
+def _fitted(names: list[Text], columns: list[Column], width: int) -> tuple[int, list[Column]]:
+    """The name column's width and the columns kept: names win; decoration goes first."""
+    longest = max(len("Layer (type)"), *(name.cell_len for name in names))
+    kept = list(columns)
+    for title in DROPPED_FIRST:
+        if longest + sum(2 + column.width for column in kept) <= width:
+            break
+        kept = [column for column in kept if column.title != title]
+    room = width - sum(2 + column.width for column in kept)
+    return max(MIN_NAME_WIDTH, min(longest, room)), kept
 
-    Each row is one pre-padded ``Text`` line rather than a rich ``Table``: rich measures and
-    wraps every cell of a table several times, which dominated the run time on models with
-    thousands of layers, and would shrink number columns in proportion (cutting digits off
-    parameter counts) when the terminal is narrow. Here only the name column ever shrinks.
+
+def _continued(prefix: str) -> str:
+    """The guides under a row, for its name's folded lines."""
+    return prefix.replace("├─ ", "│  ").replace("└─ ", "   ") + "  "
+
+
+class LayerTable:
+    """The layer table, laid out at render time for the terminal's width.
+
+    Each row is pre-padded ``Text`` rather than a rich ``Table``: rich measures and wraps every
+    cell several times (slow on thousands of layers) and would cut names and digits alike.
+    Here nothing a person needs is cut: at a narrow width decorative columns go first, then a
+    long name folds onto the next line, under its guides.
     """
 
-    HEADERS = ("Layer (type)", "Trains", "Tensors T/F/S", "Params", "Trainable")
-
-    def __init__(self, report: Report, depth: int | None, show_tensors: bool) -> None:
-        self.cells = [_row_cells(row) for row in rows(report, depth, show_tensors)]
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.names = [_name(row) for row in view.rows]
+        self.columns = _columns(view)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        trains_width = max(len(self.HEADERS[1]), *(len(cell[1][0]) for cell in self.cells))
-        number_widths = [
-            max(len(title), *(len(cell[i]) for cell in self.cells))
-            for i, title in enumerate(self.HEADERS[2:], start=2)
-        ]
-        fixed = trains_width + sum(number_widths) + 2 * (1 + len(number_widths))
-        longest_name = max(len(self.HEADERS[0]), *(cell[0].cell_len for cell in self.cells))
-        name_width = max(6, min(longest_name, options.max_width - fixed))
-        header = (Text(self.HEADERS[0]), (self.HEADERS[1], ""), *self.HEADERS[2:])
-        for number, (name, (trains, trains_style), *numbers) in enumerate([header, *self.cells]):
-            line = name.copy()
-            line.truncate(name_width, overflow="ellipsis", pad=True)
-            line.append("  ")
-            line.append(_center(trains, trains_width), trains_style)
-            line.append("".join("  " + n.rjust(w) for n, w in zip(numbers, number_widths, strict=True)))
-            line.rstrip()
-            if number == 0:
-                line.stylize("bold")
-            yield from line.render(console)  # already padded and cut to width: no wrap pass
-            yield Segment.line()
+        name_width, columns = _fitted(
+            [Text(row.prefix) + name for row, name in zip(self.view.rows, self.names, strict=True)],
+            self.columns,
+            options.max_width,
+        )
+        header = Text("Layer (type)".ljust(name_width), style="bold")
+        for column in columns:
+            header.append("  " + column.padded(column.title), "bold")
+        yield from self._line(console, header)
+        for index, (row, name) in enumerate(zip(self.view.rows, self.names, strict=True)):
+            folded = [name]
+            if len(row.prefix) + name.cell_len > name_width:  # fold under the guides, never cut
+                folded = name.wrap(console, max(8, name_width - len(row.prefix) - 2), overflow="fold")
+            first = Text(row.prefix) + folded[0]
+            first.pad_right(name_width - first.cell_len)
+            for column in columns:
+                text, style = column.cells[index]
+                first.append("  ")
+                first.append(column.padded(text), style)
+            yield from self._line(console, first)
+            for more in folded[1:]:
+                yield from self._line(console, Text(_continued(row.prefix)) + more)
+
+    @staticmethod
+    def _line(console: Console, line: Text) -> RenderResult:
+        line.rstrip()
+        yield from line.render(console)  # already laid out to width: no wrap pass
+        yield Segment.line()
 
 
 def _role_lines(roles: list[RoleLine], max_width: int) -> list[Text]:
@@ -123,14 +193,24 @@ class ReadingBlock:
         yield Lines(lines)
 
 
-def renderable(report: Report, depth: int | None = DEFAULT_DEPTH, show_tensors: bool = False) -> Group:
-    """The whole summary as one rich renderable (the CLI prints it with colour on a terminal)."""
+def renderable(
+    report: Report,
+    depth: int | None = None,
+    show_tensors: bool = False,
+    all_layers: bool = False,
+    only: str | None = None,
+) -> Group:
+    """The whole summary as one rich renderable (the CLI prints it with colour on a terminal).
+    ``depth`` None adapts the depth to a screen; see render/summary/view.py for the rest."""
+    view = build_view(report, ViewOptions(depth, all_layers, only, show_tensors))
     return Group(
         *malicious_panel(report),
         source_line(report),
         *verdict_line(report),
+        Text(answer_line(report), style="bold"),
         Text(""),
-        LayerTable(report, depth, show_tensors),
+        LayerTable(view),
+        Lines([Text(line, style="dim") for line in notes(report, view)]),
         ReadingBlock(report),
         *metadata_block(report),
     )

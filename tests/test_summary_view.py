@@ -1,0 +1,191 @@
+"""The summary's default view answers "what trains?" at a glance (render/summary/view.py):
+weightless layers hidden, alike siblings collapsed, an adaptive depth that keeps every
+trainable layer in sight, the one-line answer in the framework's own numbers, `--only`, the
+tied marker, torch's dotted names and Keras's output shapes. Counts are the frameworks' own."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import paramscope
+from paramscope.cli import cli
+from paramscope.render import render
+from tests import golden_models
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ the models
+
+
+def efficientnet_transfer():
+    """EfficientNetB0 (weights=None) frozen but its last block, under a new Dense head."""
+    import keras
+
+    base = keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=(224, 224, 3))
+    for layer in base.layers:
+        layer.trainable = layer.name.startswith("block7a_")
+    inputs = keras.Input((224, 224, 3), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base(inputs, training=False))
+    return keras.Model(inputs, keras.layers.Dense(5, name="head")(pooled), name="transfer")
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+
+class ResNetLike(nn.Module):
+    """A stem, three alike blocks (the last one trainable) and a head, as ResNet names them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.layer1 = nn.Sequential(BasicBlock(), BasicBlock(), BasicBlock())
+        self.fc = nn.Linear(4, 2)
+        self.conv1.requires_grad_(False)
+        self.layer1[:2].requires_grad_(False)
+
+
+def resnet_like() -> ResNetLike:
+    return ResNetLike()
+
+
+def _answer(trainable: int, total: int, tensors: int, frozen: int, state: int) -> str:
+    return (
+        f"trainable {trainable:,} of {total:,} params ({100 * trainable / total:.2f} %) in {tensors} "
+        f"tensor{'s' if tensors != 1 else ''}; frozen {frozen:,}; state {state:,}"
+    )
+
+
+def _numbers(text: str, label: str) -> list[str]:
+    """The cells after ``label`` on its row."""
+    line = next(line for line in text.splitlines() if label in line)
+    return line.split(label, 1)[1].split()
+
+
+# ------------------------------------------------------------------ EfficientNetB0, Keras
+
+
+@pytest.fixture(scope="module")
+def transfer():
+    model = efficientnet_transfer()
+    return model, paramscope.inspect(model)
+
+
+def test_efficientnet_default_view_fits_a_screen_and_names_every_trainable_layer(transfer) -> None:
+    model, report = transfer
+    text = render("summary", report, "text", width=80)
+    assert len(text.splitlines()) <= 40
+    owners = {variable.path.split("/")[-2] for variable in model.trainable_weights}
+    assert len(owners) == 9  # block7a's eight layers and the head
+    for owner in owners:
+        assert re.search(rf"[─ ]{owner} \(\w+\)", text), owner  # its whole name and type, uncut
+    assert "… 123 other layers" in text  # the frozen rest of the base, one row
+
+
+def test_the_one_line_answer_is_keras_own_numbers(transfer) -> None:
+    model, report = transfer
+    trainable = sum(int(torch.tensor(v.shape).prod()) for v in model.trainable_weights)
+    frozen_and_state = sum(int(torch.tensor(v.shape).prod()) for v in model.non_trainable_weights)
+    answer = render("summary", report, "text", width=200).splitlines()[1]
+    assert answer == _answer(
+        trainable,
+        model.count_params(),
+        len(model.trainable_weights),
+        report.totals["frozen"].params,
+        report.totals["state"].params,
+    )
+    assert report.totals["frozen"].params + report.totals["state"].params == frozen_and_state
+
+
+def test_keras_output_shapes_cost_no_forward_pass() -> None:
+    model = golden_models.keras_transfer()
+    text = render("summary", paramscope.inspect(model), "text", width=120)
+    head = model.get_layer("head")
+    assert _numbers(text, "head (Dense)")[:2] == ["(None,", f"{head.output.shape[1]})"]
+
+
+# ------------------------------------------------------------------ a ResNet-like torch module
+
+
+def test_alike_blocks_collapse_and_split_where_their_status_differs() -> None:
+    model = resnet_like()
+    text = render("summary", paramscope.inspect(model), "text", width=100)
+    params, buffers = list(model.layer1[:2].parameters()), list(model.layer1[:2].buffers())
+    assert not any(p.requires_grad for p in params)
+    assert _numbers(text, "layer1.0 … layer1.1 (2 × BasicBlock)") == [
+        "N",
+        f"0/{len(params)}/{len(buffers)}",
+        f"{sum(t.numel() for t in params + buffers):,}",
+        "0",
+    ]
+    assert "layer1.2 (BasicBlock)" in text and "layer1.2.conv1 (Conv2d)" in text
+    assert "layer1.0.conv1" not in text  # inside the collapsed run
+    assert "a … b (N × Type)" in text
+
+
+def test_the_one_line_answer_is_torch_parameters() -> None:
+    model = resnet_like()
+    report = paramscope.inspect(model)
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    answer = render("summary", report, "text", width=200).splitlines()[1]
+    frozen = sum(p.numel() for p in params if not p.requires_grad)
+    state = sum(b.numel() for b in model.buffers())
+    total = sum(p.numel() for p in params)
+    assert answer == _answer(sum(p.numel() for p in trainable), total, len(trainable), frozen, state)
+    assert "the first line's total is model.parameters() only" in render("summary", report, "text", width=200)
+
+
+def test_only_keeps_the_layers_holding_that_role() -> None:
+    report = paramscope.inspect(resnet_like())
+    trainable = render("summary", report, "text", width=100, only="trainable")
+    assert "fc (Linear)" in trainable and "layer1.2 (BasicBlock)" in trainable
+    assert "conv1 (Conv2d)" not in trainable.replace("layer1.2.conv1 (Conv2d)", "")
+    assert "layer1.0" not in trainable
+    frozen = render("summary", report, "text", width=100, only="frozen")
+    assert "fc (Linear)" not in frozen and "conv1 (Conv2d)" in frozen
+
+
+def test_all_layers_shows_what_the_default_hides() -> None:
+    report = paramscope.inspect(resnet_like())
+    default = render("summary", report, "text", width=100)
+    assert "relu (ReLU)" not in default
+    assert "1 layer without tensors hidden (--all-layers shows them)." in default
+    every = render("summary", report, "text", width=100, all_layers=True)
+    assert "relu (ReLU)" in every and "without tensors hidden" not in every
+
+
+def test_cli_options_and_torch_keys(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    model = "tests/test_summary_view.py:resnet_like"
+    result = CliRunner().invoke(cli, ["summary", model, "--depth", "3", "--show-tensors", "--only", "state"])
+    assert result.exit_code == 0, result.output
+    assert "· layer1.2.bn1.running_mean (4,) float32" in result.output  # the state_dict key, whole
+    assert "fc (Linear)" not in result.output
+    shown = CliRunner().invoke(cli, ["summary", model, "--all-layers", "--format", "md"])
+    assert shown.exit_code == 0 and "relu (ReLU)" in shown.output
+
+
+# ------------------------------------------------------------------ tied tensors
+
+
+def test_a_tied_tensor_is_marked_on_the_layer_that_reuses_it() -> None:
+    model = golden_models.torch_tied_norm()
+    assert model.decoder.weight is model.embedding.weight
+    text = render("summary", paramscope.inspect(model), "text", width=100)
+    assert "decoder (Linear) ↔ embedding" in text
+    assert "↔ x: reuses a tensor of layer x (tied), counted once, at x." in text
+    assert "embedding (Embedding) ↔" not in text
