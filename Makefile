@@ -24,10 +24,11 @@ UV := uv==0.13.8
 FIND_LINKS = $(sort $(shell $(BIN)/pip config list 2>/dev/null | sed -n "s/^.*find-links='\(.*\)'$$/\1/p"))
 
 $(BIN)/uv: | $(BIN)/python
-	$(BIN)/pip install -q '$(UV)'
+	$(BIN)/pip install -q '$(UV)' || echo "make: uv could not be installed: pip installs the dev extra"
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS)) -e '.[dev]'
+	$(BIN)/uv pip install -q --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS)) -e '.[dev]' \
+	  || $(BIN)/pip install -q -e '.[dev]'  # where uv cannot reach the registry, pip's own way
 	touch $@ $(VENV)/.demo-installed
 
 # The browser tests (tests/report/test_browser.py) drive Debian's chromium, never a download.

@@ -194,7 +194,8 @@ def test_explain_json_schema() -> None:
     data = validated(result.output)
     assert (data["schema_version"], data["command"]) == (1, "explain")
     first = data["layers"][0]
-    assert set(first) == {"path", "type", "params", "tensors", "formula", "text", "problem"}
+    assert set(first) == {"path", "type", "params", "tensors", "formula", "text", "problem", "adapter"}
+    assert first["adapter"] is None  # a plain layer: no peft adapter split
     assert first["formula"] == {
         "symbolic": "(in_features + 1) · out_features",
         "expression": "(3 + 1) × 4",

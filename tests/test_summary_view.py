@@ -189,3 +189,71 @@ def test_a_tied_tensor_is_marked_on_the_layer_that_reuses_it() -> None:
     assert "decoder (Linear) ↔ embedding" in text
     assert "↔ x: reuses a tensor of layer x (tied), counted once, at x." in text
     assert "embedding (Embedding) ↔" not in text
+
+
+def test_only_a_role_no_layer_holds_says_so() -> None:
+    model = nn.Linear(3, 2).requires_grad_(False)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 0
+    text = render("summary", paramscope.inspect(model), "text", width=100, only="trainable")
+    assert "no layer holds trainable tensors" in text
+    assert "no layer holds" not in render(
+        "summary", paramscope.inspect(model), "text", width=100, only="frozen"
+    )
+
+
+def keras_tied_embedding():
+    """An output layer that reuses the embedding it holds as an attribute: Keras tracks `emb` twice."""
+    import keras
+
+    class TiedOut(keras.layers.Layer):
+        def __init__(self, emb, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.emb = emb
+
+        def call(self, x):
+            return keras.ops.matmul(x, keras.ops.transpose(self.emb.embeddings))
+
+    inputs = keras.Input((5,), dtype="int32")
+    emb = keras.layers.Embedding(30, 8, name="emb")
+    return keras.Model(inputs, TiedOut(emb, name="tied_out")(emb(inputs)), name="lm")
+
+
+def test_a_keras_layer_tracked_twice_is_never_marked_tied_to_itself() -> None:
+    text = render("summary", paramscope.inspect(keras_tied_embedding()), "text", width=120)
+    marks = re.findall(r"(\S+) \(\w+\) ↔ (\S+)", text)
+    assert ("emb", "lm/emb") in marks
+    assert all(row != owner for row, owner in marks)
+
+
+def test_a_file_whose_roles_are_unknown_says_what_is_known(tmp_path) -> None:
+    module = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    torch.save(module.state_dict(), tmp_path / "sd.pt")
+    text = render("summary", paramscope.inspect(str(tmp_path / "sd.pt")), "text", width=200)
+    weights = sum(p.numel() for p in module.parameters())
+    buffers = sum(b.numel() for b in module.buffers())
+    assert (
+        f"{weights + buffers} params in 7 tensors; roles unknown (a file stores no trainability): "
+        f"{weights} in 4 tensors could train, {buffers} state"
+    ) in text
+    assert "Tensors T/F/S/U" in text
+    assert "Tensors T/F/S/U" in render("summary", paramscope.inspect(str(tmp_path / "sd.pt")), "md")
+
+
+def nested_long_names() -> nn.Module:
+    """Names as deep and long as a PEFT model's, so that they must fold at 80 columns."""
+    leaf = nn.Module()
+    leaf.query_projection_lora_adapter = nn.Linear(2, 2)
+    middle = nn.Module()
+    middle.self_attention_block = leaf
+    root = nn.Module()
+    root.base_model_wrapper_layers = nn.ModuleList([middle])
+    return root
+
+
+def test_long_names_fold_at_dots_never_inside_an_identifier() -> None:
+    text = render("summary", paramscope.inspect(nested_long_names()), "text", width=80, depth=4)
+    identifiers = {"base_model_wrapper_layers", "self_attention_block", "query_projection_lora_adapter"}
+    parts = re.findall(r"[A-Za-z_]{6,}", text)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert identifiers <= set(parts)
+    assert not any(part != name and part in name for part in parts for name in identifiers)

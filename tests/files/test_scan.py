@@ -137,10 +137,13 @@ def test_special_files_and_linked_folders_are_never_opened(tmp_path: Path) -> No
         _write_checkpoint(outside / "other.pt")
         (folder / "linked").symlink_to(outside, target_is_directory=True)
         result = _run_scan(folder, "--format", "json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # named like checkpoints, they are listed as errors
     lines = validated(result.stdout)["files"]
-    assert [(Path(line["source"]["path"]).name, line["params"]) for line in lines] == [
-        ("model.pt", CHECKPOINT_PARAMS)
+    assert [(Path(line["source"]["path"]).name, line["params"], line["error"]) for line in lines] == [
+        ("fifo.pt", 0, "a FIFO, not a regular file"),
+        ("model.pt", CHECKPOINT_PARAMS, None),
+        ("null.pt", 0, "a character device, not a regular file"),
+        ("socket.pt", 0, "a socket, not a regular file"),
     ]
 
 

@@ -2,9 +2,10 @@
 
 On the torch backend (the in-process run) LEAN_SAMPLE, the smallest model of each architecture
 family, with and without its top; every other model only in ``make test-full`` (marked
-``full``). A lean child run (jax, tensorflow: tests/backend_suites.py) keeps LEAN_SAMPLE with its
-top: every block Keras's applications are made of is built on every backend, and a larger
-member of a family only repeats them. Without its top a model is
+``full``). A lean child run (jax, tensorflow: tests/backend_suites.py) keeps BACKEND_SAMPLE with
+its top: one model per kind of layer a backend could count differently; a larger member of a
+family only repeats them, and a plainer architecture (VGG, ResNet) only repeats layers the sample
+holds. Without its top a model is
 a subset of the same layers (kernel shapes do not depend on the input size), so that variant
 runs on torch only. NASNetMobile, which Keras cannot build on torch, is in the sample.
 Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
@@ -44,18 +45,29 @@ LEAN_SAMPLE = {
     "VGG16",
     "Xception",
 }
+# What the lean jax and tensorflow child runs build: one model per kind of layer that a backend
+# could count differently (depthwise, squeeze-excite and rescaling, LayerScale, dense
+# concatenation, separable convolutions, hard-swish); the rest of LEAN_SAMPLE runs on torch.
+BACKEND_SAMPLE = {
+    "ConvNeXtTiny",
+    "DenseNet121",
+    "EfficientNetB0",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "NASNetMobile",
+}
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 
 
 def marks_of(name: str, include_top: bool) -> tuple:
     if name not in LEAN_SAMPLE:
         return (pytest.mark.sweep, pytest.mark.full)
-    return () if include_top else (pytest.mark.sweep,)
+    return () if include_top and name in BACKEND_SAMPLE else (pytest.mark.sweep,)
 
 
 def cases() -> list:
-    """Every (model, top) pair; all but the lean sample with its top are marked ``sweep`` (torch
-    only), the models outside the sample ``full`` as well."""
+    """Every (model, top) pair; all but the backend sample with its top are marked ``sweep``
+    (torch only), the models outside the lean sample ``full`` as well."""
     return [
         pytest.param(
             name,
@@ -88,6 +100,7 @@ def last_weighted_layer(model):
 def test_lean_sample_names_real_applications() -> None:
     """A renamed or removed application must not silently shrink the lean runs."""
     assert LEAN_SAMPLE - set(ALL_APPS) == set()
+    assert BACKEND_SAMPLE <= LEAN_SAMPLE
 
 
 @pytest.mark.parametrize(("name", "include_top"), cases())

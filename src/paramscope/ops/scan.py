@@ -8,9 +8,10 @@ that overruns, crashes or dies is killed with every process it started and repla
 gets an error line and the scan goes on. Workers answer with plain data (JSON), which the
 parent validates. Lines come back in folder order, whatever order the workers finish in.
 
-Only regular files are opened: FIFOs, sockets and devices are skipped unopened, and symbolic
-links to folders are not followed. Files that are no checkpoint format are skipped, unless
-they are named like one: the reader refuses an empty or truncated ``model.pt`` as damaged
+Symbolic links to folders are not followed. Every other entry goes to the reader, which
+checks FIFOs, sockets, devices and dangling links with ``stat`` and never opens them. Files
+that are no checkpoint format are skipped, unless they are named like one: the reader refuses
+an empty or truncated ``model.pt``, a FIFO ``y.pt`` or a dangling link ``x.pt`` as damaged
 (sources/detect.py knows the names), so it gets its error line and never vanishes from the
 listing.
 
@@ -32,7 +33,6 @@ import multiprocessing
 import os
 import resource
 import signal
-import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -130,33 +130,32 @@ def _error_line(path: str, message: str) -> ScanLine:
     return ScanLine(path, None, 0, 0, 0, 0, 0, 0, 0, one_line(message))
 
 
-def _is_regular(path: str) -> bool:
-    """Whether ``path`` is a regular file, decided without opening it (a FIFO would block)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:  # a dangling link, or a file removed since the walk listed it
-        return False
-
-
-def _regular_files(folder: Path) -> list[str]:
-    """Every regular file under ``folder``, in folder order.
+def _entries(folder: Path) -> list[str]:
+    """Every entry under ``folder`` that is not a folder, in folder order: regular files, and
+    FIFOs, sockets, devices and dangling links, which the reader refuses by ``stat`` without
+    opening them (a FIFO would block), so one named like a checkpoint gets its error line.
 
     ``os.walk`` lists symbolic links to folders without entering them, so links cannot make
-    cycles; ``os.stat`` follows a link to a file, so a link to a device is skipped as the
-    device itself is.
+    cycles.
     """
     files = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        files.extend(path for path in (os.path.join(root, n) for n in sorted(names)) if _is_regular(path))
+        files.extend(os.path.join(root, n) for n in sorted(names))
     return files
 
 
 # ---------------------------------------------------------------------------- the worker side
 
 
+def _without_path(exc: InputError, path: str) -> str:
+    """The reader's message without the file name it starts with: the reader names the file as
+    ``Path`` spells it (``./x.pt`` becomes ``x.pt``), and the line shows the path already."""
+    return str(exc).removeprefix(f"{Path(path)}: ")[:MAX_ERROR_CHARS]
+
+
 def _error_answer(exc: InputError, path: str) -> dict:
-    return {"error": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
+    return {"error": _without_path(exc, path)}
 
 
 def _summary(path: str, read: Read) -> dict | None:
@@ -164,7 +163,7 @@ def _summary(path: str, read: Read) -> dict | None:
     try:
         report = read(Path(path))
     except RecognisedNotRead as exc:
-        return {"skipped": str(exc).removeprefix(f"{path}: ")[:MAX_ERROR_CHARS]}
+        return {"skipped": _without_path(exc, path)}
     except UnrecognisedFormat:  # no checkpoint; one named like a checkpoint is refused as damaged
         return None
     except OutOfMemory:
@@ -458,7 +457,7 @@ def scan(
         raise InputError(f"{visible(str(folder))}: not a folder")
     if any(value is not None and value <= 0 for value in (timeout, max_memory)):
         raise InputError("the timeout and the memory limit must be positive")
-    paths = _regular_files(folder)
+    paths = _entries(folder)
     if not paths:
         return []
     seconds = math.inf if timeout is None else timeout

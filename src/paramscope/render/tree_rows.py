@@ -12,6 +12,11 @@ def tensor_counts(counts: dict[str, int]) -> str:
     return text + (f"/{counts['unknown']:,}?" if counts["unknown"] else "")
 
 
+def tensor_counts_title(counts: list[dict[str, int]]) -> str:
+    """The heading over ``tensor_counts`` cells: a fourth letter once any cell has a fourth count."""
+    return "Tensors T/F/S/U" if any(cell["unknown"] for cell in counts) else "Tensors T/F/S"
+
+
 def dims_text(dims: tuple) -> str:
     """`(None, 7, 7, 1280)`, `(23,)`, `()`: a shape as Python prints the tuple."""
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"

@@ -26,7 +26,7 @@ from paramscope.core.report import Report
 from paramscope.core.unread import OutOfMemory, RecognisedNotRead, UnrecognisedFormat
 from paramscope.errors import InputError
 from paramscope.sources.archive import open_zip
-from paramscope.sources.boundary import open_regular
+from paramscope.sources.boundary import open_regular, require_regular
 from paramscope.sources.budget import Limits, ReadBudget, active_limits
 from paramscope.sources.budget import limits as read_limits
 
@@ -186,11 +186,25 @@ def _read(path: Path, budget: ReadBudget) -> Report:
     if path.is_dir():
         return _read_folder(path, budget)
     try:
+        _require_file(path)
         return _read_bytes(path, budget)
     except UnrecognisedFormat as exc:
         if named_like_checkpoint(path):
             raise InputError(str(exc)) from None
         raise
+
+
+def _require_file(path: Path) -> None:
+    """Refuse, by ``stat`` alone, a path with no bytes to read: a FIFO (opening one may wait
+    for a writer), socket or device, or a symbolic link to nothing. Refused as no checkpoint,
+    unless named like one: then scan lists it with its error rather than leaving it out."""
+    try:
+        require_regular(path)
+    except InputError as exc:
+        dangling = path.is_symlink() and not path.exists()
+        raise UnrecognisedFormat(
+            f"{path}: a symbolic link to a missing file" if dangling else str(exc)
+        ) from None
 
 
 def _read_bytes(path: Path, budget: ReadBudget) -> Report:

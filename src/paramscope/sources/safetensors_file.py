@@ -65,9 +65,12 @@ def read_header(path: Path, budget: ReadBudget) -> tuple[dict, int]:
         if len(head) < 8:
             raise InputError(f"{path}: truncated safetensors file (no header length)")
         length = int.from_bytes(head, "little")
+        if 8 + length > size:  # checked before the cap: raising a limit cannot mend a cut file
+            raise InputError(
+                f"{path}: truncated or corrupt safetensors file (header claims {length:,} bytes, "
+                f"file has {size:,})"
+            )
         budget.check("header_bytes", length, "safetensors header")
-        if 8 + length > size:
-            raise InputError(f"{path}: truncated safetensors file (header runs past the end)")
         raw = handle.read(length)
     header = load_json(raw, budget, "safetensors header", object_pairs_hook=_no_duplicates)
     if not isinstance(header, dict):

@@ -39,6 +39,9 @@ from paramscope.sources.torch_prune import Pruned, mask_name, prune_warnings, pr
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 PROTO_OPCODE = 0x80
+PLAIN_PICKLE = "plain pickle"  # the variant of a file that is one pickle, not torch's format
+# how pickle.dump starts a dict or list in protocols 0 and 1 (no PROTO opcode to go by)
+UNPREFIXED_STARTS = (b"(dp0\n", b"(lp0\n", b"}q\x00", b"]q\x00")
 EXPANDED = (
     "{count} tensor(s) are expanded views (stride 0): their elements repeat one stored value "
     "and are not stored; counts and bytes are those of the view, as torch reports numel()."
@@ -310,7 +313,8 @@ def _legacy_storages(
 
 def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
     """The pre-1.6 format: magic, protocol and sys-info pickles, the object's pickle, the list
-    of storage keys, then each storage's element count and raw elements."""
+    of storage keys, then each storage's element count and raw elements. A pickle whose first
+    value is not the magic number is a plain pickle (``pickle.dump``): read as one."""
     names = Names()
     with (
         open_regular(path) as handle,
@@ -319,7 +323,7 @@ def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
     ):
         magic, pos = walk_at(data, 0, budget, names=names)
         if magic != LEGACY_MAGIC and not isinstance(magic, Call):  # a call: torch runs it, then checks
-            raise InputError(f"{path}: not a legacy torch file (bad magic number)")
+            return _plain_pickle(magic, path, budget, names)
         _, pos = walk_at(data, pos, budget, names=names)  # protocol version
         _, pos = walk_at(data, pos, budget, names=names)  # sys info
         obj, pos = walk_at(data, pos, budget, names=names)
@@ -335,15 +339,27 @@ def read_torch_legacy(path: Path, budget: ReadBudget) -> Report:
         return _report(obj, found, path, storage_bytes, "legacy", budget, names)
 
 
+def _plain_pickle(obj: object, path: Path, budget: ReadBudget, names: Names) -> Report:
+    """What a plain pickle holds, with its verdict. Its NumPy arrays carry their own bytes; a
+    torch tensor in one names a storage that only a torch file holds, so it is refused."""
+    found = _found(obj, path, budget)
+
+    def storage_bytes(storage: StorageRef) -> int:
+        raise InputError(f"{path}: tensor storage {storage.key!r:.40} is not in a plain pickle")
+
+    return _report(obj, found, path, storage_bytes, PLAIN_PICKLE, budget, names)
+
+
 def looks_like_legacy(head: bytes) -> bool:
     """A pickle: the legacy format starts with one holding the magic number, in the protocol the
     file was saved with (``\\x80\\x02\\x8a\\x0a…`` by default, ``L1195…L`` in protocols 0-1). Any
     pickle is read as a candidate: ``torch.load`` unpickles the first one before it checks the
     number, so a pickle whose first value is a call is a torch file in effect — its verdict
-    says what that call would do."""
+    says what that call would do. Any other is a plain pickle, read as one; without a PROTO
+    opcode (protocols 0-1) only the way ``pickle.dump`` starts a dict or list is taken as one."""
     if len(head) >= 2 and head[0] == PROTO_OPCODE:
         return 1 <= head[1] <= 5
-    return head[:1] == b"L" and head[1:3].isdigit()
+    return (head[:1] == b"L" and head[1:3].isdigit()) or head.startswith(UNPREFIXED_STARTS)
 
 
 __all__ = ["looks_like_legacy", "read_torch_legacy", "read_torch_zip"]

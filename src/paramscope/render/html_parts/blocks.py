@@ -128,7 +128,8 @@ def layer_table(
         _layer_row(report, node, level, None if formulas is None else formulas.get(node.path, ""))
         for node, level in tree(report, depth)
     ]
-    head = ["Layer (type)", "Trains", "num:Tensors T/F/S", "num:Params", "num:Trainable"]
+    counts = "num:Tensors T/F/S/U" if report.totals["unknown"].tensors else "num:Tensors T/F/S"
+    head = ["Layer (type)", "Trains", counts, "num:Params", "num:Trainable"]
     return table([*head, "Formula"] if formulas is not None else head, body, "layer-table", table_id)
 
 

@@ -34,6 +34,8 @@ def answer_line(report: Report) -> str:
     """`trainable 29,463 of 2,287,447 params (1.29 %) in 2 tensors; frozen 2,223,872; state 34,112`."""
     totals, total = report.totals, total_params(report)
     trainable = totals["trainable"]
+    if totals["unknown"].tensors and not (trainable.tensors or totals["frozen"].tensors):
+        return _roles_unknown_line(report)
     share = f" ({100 * trainable.params / total:.2f} %)" if total else ""
     line = (
         f"trainable {count(trainable.params)} of {count(total)} params{share} in "
@@ -44,10 +46,23 @@ def answer_line(report: Report) -> str:
     return line + (f"; unknown {count(unknown)}" if totals["unknown"].tensors else "")
 
 
+def _roles_unknown_line(report: Report) -> str:
+    """A file stores no trainability: "trainable 0" would read as "nothing trains", so say what is known."""
+    totals = report.totals
+    unknown, state = totals["unknown"], totals["state"]
+    return (
+        f"{count(totals['all'].params)} params in {plural(totals['all'].tensors, 'tensor')}; "
+        f"roles unknown (a file stores no trainability): {count(unknown.params)} in "
+        f"{plural(unknown.tensors, 'tensor')} could train, {count(state.params)} state"
+    )
+
+
 def notes(report: Report, view: View) -> list[str]:
     """What the table left out and what its marks mean, one short line each."""
     layers = [row for row in view.rows if isinstance(row, LayerRow)]
     lines = []
+    if view.only and not report.summaries[id(report.root)].totals()[view.only].tensors:
+        lines.append(f"no layer holds {view.only} tensors")
     if view.adaptive and view.depth < view.deepest:
         lines.append(f"Depth {view.depth} of {view.deepest}, chosen to fit a screen (--depth N shows more).")
     if view.hidden:

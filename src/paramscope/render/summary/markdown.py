@@ -16,7 +16,7 @@ from paramscope.render.markup import (
 from paramscope.render.reading import reading, type_suffix
 from paramscope.render.summary.answer import TIED_MARK, answer_line, notes
 from paramscope.render.summary.view import LayerRow, TensorRow, ViewOptions, build_view
-from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts
+from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts, tensor_counts_title
 
 HEADER = ("Layer (type)", "Trains", "Tensors T/F/S", "Params", "Trainable")
 ALIGN = ("---", ":---:", "---:", "---:", "---:")
@@ -31,10 +31,14 @@ def _tensor_cells(row: TensorRow) -> list[str]:
     return [label, tensor.role.value, "", params, "", ""]
 
 
+def _role_counts(row: LayerRow) -> dict[str, int]:
+    return {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
+
+
 def _layer_cells(row: LayerRow) -> list[str]:
     indent = "&nbsp;&nbsp;" * row.depth
     tied = f" {TIED_MARK} {cell(', '.join(row.tied))}" if row.tied else ""
-    counts = {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
+    counts = _role_counts(row)
     name = f"{indent}{cell(row.label)}{type_suffix(row.type)}{tied}"
     numbers = [f"{row.totals['all'].params:,}", f"{row.totals['trainable'].params:,}"]
     return [name, row.status, tensor_counts(counts), *numbers, output_shape_text(row.output_shape)]
@@ -44,7 +48,8 @@ def _table(rows: list[LayerRow | TensorRow]) -> list[str]:
     """The layer table; its output shape column only where some layer knows its shape."""
     cells = [_layer_cells(row) if isinstance(row, LayerRow) else _tensor_cells(row) for row in rows]
     shapes = any(isinstance(row, LayerRow) and row.output_shape for row in rows)
-    header, align = [*HEADER, "Output shape"], [*ALIGN, "---"]
+    counts = [_role_counts(row) for row in rows if isinstance(row, LayerRow)]
+    header, align = [*HEADER[:2], tensor_counts_title(counts), *HEADER[3:], "Output shape"], [*ALIGN, "---"]
     width = len(header) if shapes else len(HEADER)
     lines = ["| " + " | ".join(line[:width]) + " |" for line in (header, *cells)]
     return [lines[0], "|" + "|".join(align[:width]) + "|", *lines[1:]]

@@ -25,15 +25,16 @@ from paramscope.render.console import (
 from paramscope.render.reading import RoleLine, reading, type_suffix
 from paramscope.render.summary.answer import TIED_MARK, answer_line, notes
 from paramscope.render.summary.view import LayerRow, TensorRow, View, ViewOptions, build_view
-from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts
+from paramscope.render.tree_rows import output_shape_text, shape_text, tensor_counts, tensor_counts_title
 
 STATUS_STYLE = {"Y": "green", "N": "cyan", "partial": "yellow", "—": "dim"}
 MIN_NAME_WIDTH = 16  # below this a name folds onto more lines rather than squeeze further
 
 
-TITLES = ("Output shape", "Trains", "Tensors T/F/S", "Params", "Trainable")
+TENSORS = "Tensors T/F/S"  # the key of the tensor counts column; its heading may add a "/U"
+TITLES = ("Output shape", "Trains", TENSORS, "Params", "Trainable")
 ALIGN = {"Output shape": "left", "Trains": "center"}  # the others are numbers, right-aligned
-DROPPED_FIRST = ("Output shape", "Tensors T/F/S", "Trainable")  # when names would not fit
+DROPPED_FIRST = ("Output shape", TENSORS, "Trainable")  # when names would not fit
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,10 @@ def _cells(row: LayerRow | TensorRow) -> dict[str, tuple[str, str]]:
         tensor, role = row.tensor, row.tensor.role.value
         params = f"({tensor.params:,})" if tensor.shared_with else f"{tensor.params:,}"
         return {"Trains": (role, ROLE_STYLE[role]), "Params": (params, "")}
-    counts = {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
     return {
         "Output shape": (output_shape_text(row.output_shape), ""),
         "Trains": (row.status, STATUS_STYLE[row.status]),
-        "Tensors T/F/S": (tensor_counts(counts), ""),
+        TENSORS: (tensor_counts(_role_counts(row)), ""),
         "Params": (f"{row.totals['all'].params:,}", ""),
         "Trainable": (f"{row.totals['trainable'].params:,}", ""),
     }
@@ -89,7 +89,16 @@ def _columns(view: View) -> list[Column]:
     cells = [_cells(row) for row in view.rows]
     has_shape = any(isinstance(row, LayerRow) and row.output_shape for row in view.rows)
     titles = TITLES if has_shape else TITLES[1:]
-    return [Column(title, [row.get(title, ("", "")) for row in cells]) for title in titles]
+    heading = {
+        TENSORS: tensor_counts_title([_role_counts(row) for row in view.rows if isinstance(row, LayerRow)])
+    }
+    return [
+        Column(heading.get(title, title), [row.get(title, ("", "")) for row in cells]) for title in titles
+    ]
+
+
+def _role_counts(row: LayerRow) -> dict[str, int]:
+    return {role: row.totals[role].tensors for role in ("trainable", "frozen", "state", "unknown")}
 
 
 def _center(text: str, width: int) -> str:
@@ -105,9 +114,22 @@ def _fitted(names: list[Text], columns: list[Column], width: int) -> tuple[int, 
     for title in DROPPED_FIRST:
         if longest + sum(2 + column.width for column in kept) <= width:
             break
-        kept = [column for column in kept if column.title != title]
+        kept = [column for column in kept if not column.title.startswith(title)]
     room = width - sum(2 + column.width for column in kept)
     return max(MIN_NAME_WIDTH, min(longest, room)), kept
+
+
+def _fold(name: Text, width: int) -> list[Text]:
+    """Lines of at most ``width`` cells, each cut after the last `.`, `/` or space that fits, so
+    that an identifier stays whole (rich's ``overflow="fold"`` cuts `self_att` / `n.q_proj`);
+    a part with no such boundary is cut at the width."""
+    plain, cuts, start = name.plain, [], 0
+    while len(plain) - start > width:
+        window = plain[start : start + width]
+        boundary = max(window.rfind("."), window.rfind("/"), window.rfind(" "))
+        start += boundary + 1 if boundary > 0 else width
+        cuts.append(start)
+    return list(name.divide(cuts))
 
 
 def _continued(prefix: str) -> str:
@@ -142,7 +164,7 @@ class LayerTable:
         for index, (row, name) in enumerate(zip(self.view.rows, self.names, strict=True)):
             folded = [name]
             if len(row.prefix) + name.cell_len > name_width:  # fold under the guides, never cut
-                folded = name.wrap(console, max(8, name_width - len(row.prefix) - 2), overflow="fold")
+                folded = _fold(name, max(8, name_width - len(row.prefix) - 2))
             first = Text(row.prefix) + folded[0]
             first.pad_right(name_width - first.cell_len)
             for column in columns:

@@ -71,6 +71,7 @@ class View:
     adaptive: bool
     hidden: int  # layers without tensors left out
     dotted: bool
+    only: str | None = None  # the role ``--only`` asked for, so that an empty answer can say so
 
 
 @dataclass
@@ -205,7 +206,9 @@ def build_view(report: Report, options: ViewOptions) -> View:
         depth, root = options.depth, selection.select(options.depth)
     layout = _Layout(report, options)
     layout.place(root, "", "")
-    return View(layout.rows, depth, deepest, options.depth is None, selection.hidden, layout.dotted)
+    return View(
+        layout.rows, depth, deepest, options.depth is None, selection.hidden, layout.dotted, options.only
+    )
 
 
 class _Layout:
@@ -240,21 +243,25 @@ class _Layout:
         nodes = entry.nodes
         totals = _summed(self.report, nodes)
         status = _STATUS[_combined_bits(self.report, nodes)]
-        tied = self.tied(nodes)
         if entry.rest:
             label = f"… {len(nodes):,} other layer{'s' if len(nodes) != 1 else ''}"
+            tied = self.tied(nodes, label)
             return LayerRow(prefix, entry.level, label, "", status, totals, tied, None, len(nodes), True)
         first, last = nodes[0], nodes[-1]
         label = self.name(first.path, first.name or "(root)")
         kind = first.type
         if len(nodes) > 1:
             label, kind = f"{label} … {self.name(last.path, last.name)}", f"{len(nodes)} × {first.type}"
+        tied = self.tied(nodes, label)
         shapes = {getattr(node, "output_shape", None) for node in nodes}
         shape = shapes.pop() if len(shapes) == 1 else None
         return LayerRow(prefix, entry.level, label, kind, status, totals, tied, shape, len(nodes))
 
-    def tied(self, nodes: list[Node]) -> tuple[str, ...]:
-        """The layers owning tensors that these nodes reuse, when the owner lies outside them."""
+    def tied(self, nodes: list[Node], label: str) -> tuple[str, ...]:
+        """The layers owning tensors that these nodes reuse, when the owner lies outside them.
+        An owner whose short name is the row's own label (Keras tracks a shared layer under
+        each parent: ``tied_out/emb`` reuses ``emb``) is named by its full path from the root,
+        so that the mark never reads as the row tied to itself."""
         owners: dict[str, None] = {}
         for node in nodes:
             inside = node.path + "/" if node.path else ""
@@ -263,7 +270,10 @@ class _Layout:
                 if owner is None or not inside or owner.startswith(inside):
                     continue  # not tied, or tied within this row (the root holds every owner)
                 layer = owner.rpartition("/")[0]
-                owners[self.name(layer, layer)] = None
+                shown = self.name(layer, layer)
+                if shown == label:
+                    shown = f"{self.report.root.name or '(root)'}/{layer}"
+                owners[shown] = None
         return tuple(owners)
 
 
