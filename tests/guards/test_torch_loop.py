@@ -98,3 +98,28 @@ def test_a_trainable_layer_without_gradient_is_named() -> None:
     (finding,) = raised.value.findings
     assert finding.rule == "no-grad-path"
     assert set(finding.tensors) == _paths(model.head, "head")
+
+
+def _unfreeze_at_step_2(**options: object) -> list:
+    """Train the head, then unfreeze the backbone before step 2 (progressive unfreezing)."""
+    model = _model()
+    model.backbone.requires_grad_(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with paramscope.guard(model, optimizer, every=1, **options) as guard:
+        for step in (1, 2, 3):
+            if step == 2:
+                model.backbone.requires_grad_(True)
+            optimizer.zero_grad()
+            model(torch.ones(3, 4)).square().mean().backward()
+            optimizer.step()
+    return guard.findings
+
+
+def test_unfreezing_declared_in_steps_passes() -> None:
+    assert _unfreeze_at_step_2(unfreeze_schedule={2: "backbone"}) == []
+
+
+def test_undeclared_unfreezing_names_the_plain_loops_schedule() -> None:
+    with pytest.raises(FreezeViolation, match=r"unfreeze_schedule=\{step: 'layer path'\}") as raised:
+        _unfreeze_at_step_2()
+    assert "backbone/weight" in str(raised.value)

@@ -104,3 +104,12 @@ def test_freezing_after_compile_without_recompiling() -> None:
         assert finding.rule == "stale-compile"
         assert len(finding.tensors) == len([w for w in base.weights if "moving" not in w.path])
         assert all(t.startswith("base/") for t in finding.tensors)
+
+
+@pytest.mark.sweep
+def test_a_model_with_nothing_to_train_fails_at_train_begin() -> None:
+    model, _ = transfer()
+    model.trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(FreezeViolation, match=r"\[nothing-to-train\]"):
+        _fit(model, FreezeGuard())

@@ -46,7 +46,13 @@ class Judgement:
 
 
 def judge(
-    watch: Watch, before: Look, after: Look, facts: StepFacts, intended: set[str], without_signal: set[str]
+    watch: Watch,
+    before: Look,
+    after: Look,
+    facts: StepFacts,
+    intended: set[str],
+    without_signal: set[str],
+    schedule_unit: str = "epoch",
 ) -> Judgement:
     """Findings of what ran between ``before`` and ``after``; ``intended`` are the tensors whose
     role the user declared may change now (an unfreeze schedule), ``without_signal`` trainable
@@ -55,7 +61,7 @@ def judge(
     changed_role = sorted(p for p in before.roles if after.roles.get(p, before.roles[p]) != before.roles[p])
     re_enabled = [p for p in changed_role if after.roles[p] is Role.TRAINABLE]
     if undeclared := [p for p in re_enabled if p not in intended]:
-        judgement.findings.append(_re_enabled(undeclared))
+        judgement.findings.append(_re_enabled(undeclared, schedule_unit))
     if changed_role:
         judgement.notes.append(
             f"role changed during training: {names(changed_role)}"
@@ -93,13 +99,14 @@ def _verdict(watch: Watch, path: str, before: Look, after: Look) -> Verdict:
     )
 
 
-def _re_enabled(paths: list[str]) -> Finding:
+def _re_enabled(paths: list[str], unit: str) -> Finding:
+    """``unit``: what the integration's ``unfreeze_schedule`` counts in (epochs; steps in a plain loop)."""
     return Finding(
         "frozen-changed",
         "error",
         f"frozen tensors were made trainable during training (by a callback or a scheduler?): {names(paths)}",
         tuple(paths),
-        "if that is intended, declare it (unfreeze_schedule={epoch: 'layer path'}); otherwise find what sets "
+        f"if that is intended, declare it (unfreeze_schedule={{{unit}: 'layer path'}}); otherwise find what sets "
         "requires_grad/trainable back on",
     )
 

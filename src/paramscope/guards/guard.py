@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from paramscope.core.report import Report
+from paramscope.core.report import Report, Role
 from paramscope.core.select import select
 from paramscope.errors import FreezeViolation, FreezeWarning, InputError
 from paramscope.guards.checks import Look, Watch, judge
@@ -64,8 +64,10 @@ class Guard:
         n: int | None = None,
         strict: bool = True,
         unfreeze_schedule: UnfreezeSchedule | None = None,
+        schedule_unit: str = "epoch",
     ) -> None:
         self.validate(check, n)
+        self.schedule_unit = schedule_unit  # what unfreeze_schedule's keys count: epochs, or steps
         self.probe, self.cadence, self.n, self.strict = probe, check, n, strict
         self.schedule = _resolve(probe.report, unfreeze_schedule or {})
         self.steps = self.epoch = 0
@@ -74,6 +76,8 @@ class Guard:
         self.baseline = probe.look(0)
         if probe.stale_compile:
             self._report_stale_compile(probe.stale_compile)
+        elif not any(t.role is Role.TRAINABLE for t in probe.report.tensors() if t.counted):
+            self._report_nothing_to_train()
 
     @staticmethod
     def validate(check: str, n: int | None) -> None:
@@ -103,9 +107,16 @@ class Guard:
         after = self.probe.look(self.steps)
         facts = self.probe.facts()
         facts.stale_compile = self.probe.stale_compile or None
-        intended = set().union(*(paths for epoch, paths in self.schedule if epoch <= self.epoch))
+        clock = self.steps if self.schedule_unit == "step" else self.epoch
+        intended = set().union(*(paths for at, paths in self.schedule if at <= clock))
         judgement = judge(
-            self.probe.watch, self.baseline, after, facts, intended, self.probe.without_signal()
+            self.probe.watch,
+            self.baseline,
+            after,
+            facts,
+            intended,
+            self.probe.without_signal(),
+            self.schedule_unit,
         )
         self.baseline = after
         for note in judgement.notes:
@@ -138,6 +149,14 @@ class Guard:
         self.findings.append(finding)
         self._report([finding])
 
+    def _report_nothing_to_train(self) -> None:
+        """Lint's rule, at train begin: a fit that trains nothing passes every freeze check."""
+        finding = Finding(
+            "nothing-to-train", "error", "no parameter is trainable: training would learn nothing"
+        )
+        self.findings.append(finding)
+        self._report([finding])
+
 
 def describe(findings: list[Finding]) -> str:
     """Each finding with its rule, the tensors it names, its fix and where the docs explain it."""
@@ -151,7 +170,7 @@ def describe(findings: list[Finding]) -> str:
 
 
 def _resolve(report: Report, schedule: UnfreezeSchedule) -> list[tuple[int, frozenset[str]]]:
-    """The schedule as (epoch, tensor paths); a selector that matches nothing is an InputError."""
+    """The schedule as (epoch or step, tensor paths); a selector that matches nothing is an InputError."""
     resolved = []
     for epoch, selectors in schedule.items():
         chosen = [selectors] if isinstance(selectors, str) else list(selectors)

@@ -16,12 +16,18 @@ from paramscope.pitfalls.context import Finding
 class LoopGuard:
     """A guard on one torch module and its optimizer(s); see :func:`guard`."""
 
-    def __init__(self, model, optimizer, every: int | None, strict: bool) -> None:
+    def __init__(self, model, optimizer, every: int | None, strict: bool, unfreeze_schedule=None) -> None:
         optimizers = (
             [] if optimizer is None else list(optimizer) if isinstance(optimizer, list) else [optimizer]
         )
         self.guard = torch_guard(
-            model, optimizers, check="every_n" if every else "first_batch", n=every, strict=strict
+            model,
+            optimizers,
+            check="every_n" if every else "first_batch",
+            n=every,
+            strict=strict,
+            unfreeze_schedule=unfreeze_schedule,
+            schedule_unit="step",
         )
         self.probe = self.guard.probe
 
@@ -66,7 +72,9 @@ def torch_guard(model, optimizers: list, **options) -> Guard:
     return built[0]
 
 
-def guard(model, optimizer=None, *, every: int | None = None, strict: bool = True) -> LoopGuard:
+def guard(
+    model, optimizer=None, *, every: int | None = None, strict: bool = True, unfreeze_schedule=None
+) -> LoopGuard:
     """Watch a torch module while your own loop trains it.
 
     ``optimizer`` (one, or a list) is hooked: after its first ``step()`` and every ``every``
@@ -79,5 +87,8 @@ def guard(model, optimizer=None, *, every: int | None = None, strict: bool = Tru
             for batch in loader:
                 ...
                 optimizer.step()
+
+    ``unfreeze_schedule`` declares intended unfreezing in optimizer steps, ``{step: "layer
+    path"}`` (or a list of selectors): from that step on, those tensors may become trainable.
     """
-    return LoopGuard(model, optimizer, every, strict)
+    return LoopGuard(model, optimizer, every, strict, unfreeze_schedule)
