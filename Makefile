@@ -50,8 +50,8 @@ demo: $(VENV)/.demo-installed
 # runs are lean (cases marked `sweep` run on torch only) and the fuzzers draw 20 examples a
 # target; `make test-full` runs every sweep on every backend and 50 examples.
 test: $(VENV)/.dev-installed $(VENV)/.browser-installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; see tests/conftest.py
 	$(BIN)/python -m pytest -m serial  # measured tests (CPU seconds), alone
 
@@ -59,8 +59,8 @@ test-full:
 	PARAMSCOPE_FULL=1 $(MAKE) test
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks examples
+	$(BIN)/ruff format src tests benchmarks examples
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run.py
