@@ -44,7 +44,7 @@ PAGES = [
 
 def _audit():
     target = models.audited_net()
-    inputs = target.get("inputs", target.get("example_inputs"))
+    inputs = target["inputs"]
     return paramscope.audit(
         target["model"], optimizer=target["optimizer"], inputs=inputs, loss=target["loss"]
     )

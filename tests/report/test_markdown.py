@@ -49,7 +49,7 @@ def _scan(folder):
 def results(tmp_path_factory) -> dict[str, object]:
     keras_model = models.keras_transfer()
     target = models.audited_net()
-    inputs = target.get("inputs", target.get("example_inputs"))
+    inputs = target["inputs"]
     return {
         "summary": paramscope.inspect(keras_model),
         "explain": paramscope.explain(keras_model),

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paramscope.core.kinds import Kind
-from paramscope.core.report import Role
+from paramscope.core.report import Report, Role
 from paramscope.guards.fingerprint import Fingerprint
-from paramscope.ops.audit import Verdict, findings_of
+from paramscope.ops.audit import Verdict, findings_of, frozen_parts
 from paramscope.ops.audit_driver import StepFacts
 from paramscope.pitfalls.context import Finding, names
 
@@ -122,3 +122,20 @@ def _base_unfrozen(paths: list[str], before: Look, after: Look) -> Finding:
         "keep the base frozen: do not call requires_grad_(True) on it after get_peft_model(); list a module "
         "that must train in LoraConfig(modules_to_save=[...])",
     )
+
+
+LEARNABLE = (Role.TRAINABLE, Role.FROZEN)
+
+
+def watched_origins(report: Report) -> dict[str, object]:
+    """Tensor path -> the live variable or parameter a guard fingerprints: every learnable
+    tensor, and the state (BatchNorm statistics) inside frozen parts, where drift is a bug."""
+    frozen = frozen_parts(report)
+    return {
+        tensor.path: report.origins[tensor.path]
+        for node in report.nodes()
+        for tensor in node.tensors
+        if tensor.counted
+        and tensor.path in report.origins
+        and (tensor.role in LEARNABLE or (tensor.role is Role.STATE and node.path in frozen))
+    }

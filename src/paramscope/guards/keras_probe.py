@@ -18,13 +18,10 @@ from contextlib import contextmanager
 
 from paramscope.core.kinds import Family, Kind
 from paramscope.core.report import Report, Role
-from paramscope.guards.checks import Look, Watch
+from paramscope.guards.checks import LEARNABLE, Look, Watch, watched_origins
 from paramscope.guards.fingerprint import fingerprints
-from paramscope.ops.audit import frozen_parts
 from paramscope.ops.audit_driver import StepFacts
 from paramscope.sources.live import inspect_live, live_kind
-
-LEARNABLE = (Role.TRAINABLE, Role.FROZEN)
 
 
 class KerasProbe:
@@ -37,15 +34,7 @@ class KerasProbe:
         with self._as_the_user_set_it():
             self.report: Report = inspect_live(model, kind)
         self.stale_compile = self.report.changed_since_compile or None
-        frozen = frozen_parts(self.report)
-        self.watched = {
-            tensor.path: self.report.origins[tensor.path]
-            for node in self.report.nodes()
-            for tensor in node.tensors
-            if tensor.counted
-            and tensor.path in self.report.origins
-            and (tensor.role in LEARNABLE or (tensor.role is Role.STATE and node.path in frozen))
-        }
+        self.watched = watched_origins(self.report)
         self.learnable = {t.path for t in self.report.tensors() if t.counted and t.role in LEARNABLE}
         self.watch = Watch(
             kind=kind,

@@ -17,13 +17,10 @@ import sys
 
 from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Role
-from paramscope.guards.checks import Look, Watch
+from paramscope.guards.checks import Look, Watch, watched_origins
 from paramscope.guards.fingerprint import fingerprints
-from paramscope.ops.audit import frozen_parts
 from paramscope.ops.audit_driver import StepFacts
 from paramscope.sources.live import inspect_live
-
-LEARNABLE = (Role.TRAINABLE, Role.FROZEN)
 
 
 class TorchProbe:
@@ -34,15 +31,7 @@ class TorchProbe:
         gradients examined, so the steps in between cost nothing."""
         self.report: Report = inspect_live(model, Kind.TORCH)
         self.stale_compile = None
-        frozen = frozen_parts(self.report)
-        self.watched = {
-            tensor.path: self.report.origins[tensor.path]
-            for node in self.report.nodes()
-            for tensor in node.tensors
-            if tensor.counted
-            and tensor.path in self.report.origins
-            and (tensor.role in LEARNABLE or (tensor.role is Role.STATE and node.path in frozen))
-        }
+        self.watched = watched_origins(self.report)
         self.learnable = {p for p, t in self.watched.items() if _is_parameter(t)}
         self.watch = Watch(
             kind=Kind.TORCH,
