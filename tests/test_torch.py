@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -147,3 +149,14 @@ def test_inspect_changes_nothing() -> None:
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert [(n, p.requires_grad, p.grad) for n, p in model.named_parameters()] == flags
     assert [m.training for m in model.modules()] == modes
+
+
+def test_a_half_imported_tf_keras_does_not_break_recognising_torch(monkeypatch) -> None:
+    """Another library's tf_keras import that failed midway leaves a module without `layers`."""
+    import types
+
+    from paramscope.core.kinds import Kind
+    from paramscope.sources.live import live_kind
+
+    monkeypatch.setitem(sys.modules, "tf_keras", types.ModuleType("tf_keras"))
+    assert live_kind(torch.nn.Linear(2, 3)) is Kind.TORCH

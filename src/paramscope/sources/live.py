@@ -22,8 +22,9 @@ def live_kind(obj: object) -> Kind | None:
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "Layer") and isinstance(obj, keras.Layer):
         return Kind.KERAS
-    tf_keras = sys.modules.get("tf_keras")
-    if tf_keras is not None and isinstance(obj, tf_keras.layers.Layer):
+    # A module half-imported (an import that failed midway, or still running) has no `layers` yet.
+    tf_layer = getattr(getattr(sys.modules.get("tf_keras"), "layers", None), "Layer", None)
+    if tf_layer is not None and isinstance(obj, tf_layer):
         return Kind.TF_KERAS
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(obj, torch.nn.Module):
