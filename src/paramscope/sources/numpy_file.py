@@ -58,19 +58,27 @@ HEADER_DAMAGE = (
 )
 
 
-def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> tuple[tuple[int, ...], str]:
-    """(shape, dtype name) of the array in ``handle``, whose stream holds ``size`` bytes; the
-    dtype is ``object`` for a pickled object array, whose pickle follows in ``handle``."""
+def read_npy_header(
+    handle: BinaryIO, budget: ReadBudget, label: str
+) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, Fortran order, dtype, offset of the data) of the .npy stream in ``handle``: a
+    damaged header is an InputError, the shape checked and charged (``shape_of``)."""
     try:
         version = npformat.read_magic(handle)
         reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-        shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER)
+        shape, fortran, dtype = reader(handle, max_header_size=MAX_HEADER)
         data_start = handle.tell()
     except HEADER_DAMAGE as exc:
         raise InputError(
             f"{label}: not a readable .npy header ({type(exc).__name__}: {str(exc)[:80]})"
         ) from None
-    shape = shape_of(shape, budget, label)
+    return shape_of(shape, budget, label), bool(fortran), dtype, data_start
+
+
+def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> tuple[tuple[int, ...], str]:
+    """(shape, dtype name) of the array in ``handle``, whose stream holds ``size`` bytes; the
+    dtype is ``object`` for a pickled object array, whose pickle follows in ``handle``."""
+    shape, _fortran, dtype, data_start = read_npy_header(handle, budget, label)
     if dtype.hasobject:
         return shape, OBJECT
     needed = math.prod(shape) * dtype.itemsize

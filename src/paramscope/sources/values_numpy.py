@@ -18,17 +18,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from numpy.lib import format as npformat
 
 from paramscope.core.report import Report
 from paramscope.errors import InputError
 from paramscope.sources.archive import open_zip, peek_member, zip_errors
-from paramscope.sources.boundary import name_of, open_regular, shape_of
+from paramscope.sources.boundary import name_of, open_regular
 from paramscope.sources.budget import ReadBudget
 from paramscope.sources.detect import NPY_MAGIC
 from paramscope.sources.flat import FlatTensor
 from paramscope.sources.hdf5_walk import _member_offset
-from paramscope.sources.numpy_file import HEADER_DAMAGE, MAX_HEADER
+from paramscope.sources.numpy_file import read_npy_header
 from paramscope.sources.packed_weights import Hints
 from paramscope.sources.values import CHUNK_ELEMENTS, TensorValues, Values, flat_paths, located_view, native
 
@@ -63,16 +62,8 @@ class Array:
 
 
 def _header(handle: BinaryIO, size: int, budget: ReadBudget, label: str) -> Array:
-    try:
-        version = npformat.read_magic(handle)
-        reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-        shape, fortran, dtype = reader(handle, max_header_size=MAX_HEADER)
-        start = handle.tell()
-    except HEADER_DAMAGE as exc:
-        raise InputError(
-            f"{label}: not a readable .npy header ({type(exc).__name__}: {str(exc)[:80]})"
-        ) from None
-    array = Array(shape_of(shape, budget, label), dtype, bool(fortran), start)
+    shape, fortran, dtype, start = read_npy_header(handle, budget, label)
+    array = Array(shape, dtype, fortran, start)
     if not dtype.hasobject and array.count * dtype.itemsize > size - start:
         raise InputError(f"{label}: declares more data than the file holds")
     return array
