@@ -7,21 +7,18 @@ requires_grad flags, module modes, optimizer state and the RNG are compared bit 
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner, Result
 
 import paramscope
+from paramscope.cli import cli
 from paramscope.core.report import Role
 from paramscope.errors import InputError
 from paramscope.testing import assert_frozen
 from tests.json_contract import validated
 from tests.test_torch import TiedLanguageModel
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Backbone(torch.nn.Module):
@@ -222,15 +219,8 @@ def test_assert_frozen_import() -> None:
         assert_frozen(frozen_classifier(), "nope", inputs=INPUTS)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "paramscope.cli", "audit", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def run_cli(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["audit", *args])
 
 
 def test_cli_exit_codes_and_json(tmp_path) -> None:
@@ -245,7 +235,7 @@ def test_cli_exit_codes_and_json(tmp_path) -> None:
         "    return model\n"
     )
     failing = run_cli(f"{factory}:bn_train", "--format", "json")
-    assert failing.returncode == 1, failing.stderr
+    assert failing.exit_code == 1, failing.stderr
     data = validated(failing.stdout)
     assert {"findings", "changed", "unchanged", "restored"} <= data.keys()
     assert data["restored"] is True and data["passed"] is False
@@ -255,12 +245,12 @@ def test_cli_exit_codes_and_json(tmp_path) -> None:
     passing = run_cli(
         f"{factory}:bn_train", "--freeze", "1", "--unfreeze", "0", "--optimizer", "adam", "--lr", "0.01"
     )
-    assert passing.returncode == 1  # BatchNorm is still in train mode inside a frozen part
+    assert passing.exit_code == 1  # BatchNorm is still in train mode inside a frozen part
     fixed = run_cli(f"{factory}:bn_train", "--unfreeze", "1", "--steps", "1")
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert fixed.exit_code == 0, fixed.stdout + fixed.stderr
     assert "Audit passed." in fixed.stdout and "Restored:" in fixed.stdout
     bad = run_cli(f"{factory}:bn_train", "--input-shape", "2,5")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "train step failed" in bad.stderr
 
 

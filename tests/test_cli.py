@@ -141,20 +141,30 @@ def test_depth_and_show_tensors() -> None:
 )
 def test_bad_input_is_one_line_exit_2(model: str, args: list[str], message: str, tmp_path) -> None:
     output = tmp_path / "out.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "paramscope.cli", "summary", model, *args, "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
+    result = run("summary", model, *args, "--output", str(output))
+    assert result.exit_code == 2, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("paramscope: error: "), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
     assert not output.exists()
+
+
+def test_bad_input_in_a_real_process_is_one_line_without_traceback() -> None:
+    """The cases above through CliRunner; this one as a user's shell runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "paramscope.cli", "summary", "tests.fixtures.models:broken"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert (
+        result.stderr
+        == "paramscope: error: tests.fixtures.models:broken: the factory raised RuntimeError: no weights here\n"
+    )
 
 
 def test_debug_shows_traceback() -> None:
@@ -213,14 +223,8 @@ def test_explain_layer_glob_and_markdown() -> None:
 
 
 def test_explain_bad_input_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "paramscope.cli", "explain", "tests.fixtures.models:broken"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2 and result.stderr.startswith("paramscope: error: ")
+    result = run("explain", "tests.fixtures.models:broken")
+    assert result.exit_code == 2 and result.stderr.startswith("paramscope: error: ")
 
 
 def test_freeze_keeps_command_line_order() -> None:
@@ -235,14 +239,8 @@ def test_freeze_keeps_command_line_order() -> None:
 
 
 def test_freeze_selector_matching_nothing_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "paramscope.cli", "freeze", TINY, "--freeze", "nope"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2 and "selector 'nope' matches no layer" in result.stderr
+    result = run("freeze", TINY, "--freeze", "nope")
+    assert result.exit_code == 2 and "selector 'nope' matches no layer" in result.stderr
 
 
 # ------------------------------------------------------------ one envelope, one source object

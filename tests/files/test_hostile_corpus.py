@@ -13,6 +13,7 @@ format and outcome, so that one run shows all findings.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,7 +26,8 @@ from tests.files.hostile_corpus import EITHER, KINDS, MALICIOUS, READ, REFUSED, 
 from tests.files.hostile_runner import fingerprint
 
 # Run alone, after the parallel suite: the CPU seconds measured here must be the reader's, not
-# what two cores shared with other test workers add to them.
+# what two cores shared with other test workers add to them. The fixture runs one runner per
+# core, each forking one reader at a time.
 pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,22 +47,29 @@ def run(tmp_path_factory) -> dict:
     corpus, marker = folder / "corpus", folder / "PWNED"
     cases = write_corpus(corpus, marker)
     before = fingerprint(corpus)
-    finished = subprocess.run(
-        [sys.executable, "-m", "tests.files.hostile_runner", str(corpus)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    results = [json.loads(line) for line in finished.stdout.splitlines()]
+    shards = os.cpu_count() or 1  # one runner per core: what each child reads and measures is its own
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.files.hostile_runner", str(corpus), "--shard", f"{i}/{shards}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(shards)
+    ]
+    outputs = [runner.communicate(timeout=1800) for runner in runners]
+    for runner, (_, stderr) in zip(runners, outputs, strict=True):
+        assert runner.returncode == 0, stderr[-3000:]
+    results = [json.loads(line) for stdout, _ in outputs for line in stdout.splitlines()]
+    order = {case.name: position for position, case in enumerate(cases)}
+    results.sort(key=lambda result: order.get(result["name"], len(order)))  # the shards interleave
     return {
         "cases": cases,
         "results": results,
         "marker": marker,
         "modified": fingerprint(corpus) != before,
-        "stderr": finished.stderr,
+        "stderr": "".join(stderr for _, stderr in outputs),
     }
 
 

@@ -14,7 +14,7 @@ import torch
 
 import paramscope
 from paramscope.core.report import Role
-from tests.files.writers import trained_resnet, unique_numel, write_all
+from tests.files.writers import trained_resnet, unique_numel, written_files
 from tests.json_contract import validated
 from tests.test_torch import TiedLanguageModel
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    return {path.name: path for path in write_all(tmp_path_factory.mktemp("files"))}
+    return {path.name: path for path in written_files(tmp_path_factory, tmp_path_factory.mktemp("files"))}
 
 
 @pytest.mark.parametrize("name", ["state_dict.pt", "legacy.pt"])

@@ -22,14 +22,14 @@ from paramscope.core.report import Report
 from paramscope.ops.scan import MAX_VERDICT_NAMES, ScanLine, _parse_answer, scan
 from paramscope.sources.detect import read_file
 from tests.files.corpus import WEIGHT_STORAGE, beside_weights, global_call, torch_zip
-from tests.files.writers import write_all
+from tests.files.writers import written_files
 from tests.json_contract import validated
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_scan_folder(tmp_path: Path) -> None:
-    written = write_all(tmp_path)
+def test_scan_folder(tmp_path: Path, tmp_path_factory) -> None:
+    written = written_files(tmp_path_factory, tmp_path)
     (tmp_path / "config.json").write_text('{"hidden_size": 8}')  # beside real weights: not a checkpoint
     (tmp_path / "notes.txt").write_text("hello")
     payload = global_call("os", "system", "touch /tmp/paramscope-scan-x")
@@ -69,8 +69,8 @@ def test_scan_folder(tmp_path: Path) -> None:
     assert not Path("/tmp/paramscope-scan-x").exists()
 
 
-def test_scan_clean_folder_text(tmp_path: Path) -> None:
-    write_all(tmp_path)
+def test_scan_clean_folder_text(tmp_path: Path, tmp_path_factory) -> None:
+    written_files(tmp_path_factory, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "paramscope.cli", "scan", str(tmp_path)],
         cwd=ROOT,

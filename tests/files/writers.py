@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,36 +70,53 @@ def write_all(folder: Path) -> list[Path]:
     written.append(write_shards(folder / "sharded", model.state_dict()))
     from tests.files.onnx_gguf import write_gguf, write_onnx
 
-    for name, write in (
-        ("model.onnx", write_onnx),
-        ("model.gguf", write_gguf),
-        ("model.keras", write_keras),
-        ("npz.keras", write_keras),
-        ("legacy.h5", write_keras),
-    ):
+    for name, write in (("model.onnx", write_onnx), ("model.gguf", write_gguf)):
         write(folder / name)
         written.append(folder / name)
-    return written
+    keras_files = [folder / name for name in ("model.keras", "npz.keras", "legacy.h5")]
+    write_keras(*keras_files)
+    return written + keras_files
 
 
-def write_keras(path: Path) -> None:
-    """A small Keras model saved by Keras itself (.keras or legacy .h5 by the suffix; npz weights
-    when the name starts with "npz"), in a child process so that the calling test process need
-    not import Keras."""
-    import os
-    import subprocess
-    import sys
+def written_files(tmp_path_factory, folder: Path) -> list[Path]:
+    """write_all's files, copied into ``folder``: written once per test run, not once per test.
 
+    Writing them takes half a minute (Keras saves in a child process); four test modules on
+    two xdist workers need them. The first to ask writes them beside the workers' temporary
+    folders, under a lock, and the others copy (pytest-xdist's documented pattern).
+    """
+    import shutil
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # every worker's base folder lies in the run's own
+    cache, done = shared / "written-files", shared / "written-files.json"
+    with FileLock(str(shared / "written-files.lock")):
+        if not done.exists():
+            cache.mkdir()
+            relative = [path.relative_to(cache) for path in write_all(cache)]
+            done.write_text(json.dumps([str(path) for path in relative]))
+    shutil.copytree(cache, folder, dirs_exist_ok=True)
+    return [folder / name for name in json.loads(done.read_text())]
+
+
+def write_keras(*paths: Path) -> None:
+    """A small Keras model saved by Keras itself to each path (.keras or legacy .h5 by the
+    suffix; npz weights when the name starts with "npz"), in one child process so that the
+    calling test process need not import Keras."""
     code = (
         "import keras; inputs = keras.Input((6,)); x = keras.layers.Dense(5, name='hidden')(inputs); "
         "x = keras.layers.BatchNormalization(name='bn')(x); "
         "model = keras.Model(inputs, keras.layers.Dense(2, name='head')(x)); "
+        "from keras.src.saving import saving_lib; "
     )
-    if path.name.startswith("npz"):
-        code += "from keras.src.saving import saving_lib; "
-        code += f"saving_lib.save_model(model, {str(path)!r}, weights_format='npz')"
-    else:
-        code += f"model.save({str(path)!r})"
+    for path in paths:
+        if path.name.startswith("npz"):
+            code += f"saving_lib.save_model(model, {str(path)!r}, weights_format='npz'); "
+        else:
+            code += f"model.save({str(path)!r}); "
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 

@@ -1,13 +1,12 @@
 """Every keras.applications model the backend can build, against Keras's own numbers.
 
 On the torch backend (the in-process run) LEAN_SAMPLE, the smallest model of each architecture
-family, with and without its top; every other model only in ``make test-full`` (marked
-``full``). A lean child run (jax, tensorflow: tests/backend_suites.py) keeps BACKEND_SAMPLE with
+family, with its top (and MobileNetV2 without it); every other case only in ``make test-full``
+(marked ``full``). A lean child run (jax, tensorflow: tests/backend_suites.py) keeps BACKEND_SAMPLE with
 its top: one model per kind of layer a backend could count differently; a larger member of a
 family only repeats them, and a plainer architecture (VGG, ResNet) only repeats layers the sample
-holds. Without its top a model is
-a subset of the same layers (kernel shapes do not depend on the input size), so that variant
-runs on torch only. NASNetMobile, which Keras cannot build on torch, is in the sample.
+holds. Without its top a model is a subset of the same layers (kernel shapes do not depend on
+the input size), so that variant runs once on torch, the rest in ``make test-full``. NASNetMobile, which Keras cannot build on torch, is in the sample.
 Each model is checked as built, fully frozen, and with one sublayer re-enabled inside the
 frozen model (Keras 3 trains it: roles are per variable); explain derives every weighted layer
 without a wrong formula and with at most 2% generic ones.
@@ -45,29 +44,23 @@ LEAN_SAMPLE = {
     "VGG16",
     "Xception",
 }
-# What the lean jax and tensorflow child runs build: one model per kind of layer that a backend
-# could count differently (depthwise, squeeze-excite and rescaling, LayerScale, dense
-# concatenation, separable convolutions, hard-swish); the rest of LEAN_SAMPLE runs on torch.
-BACKEND_SAMPLE = {
-    "ConvNeXtTiny",
-    "DenseNet121",
-    "EfficientNetB0",
-    "MobileNetV2",
-    "MobileNetV3Small",
-    "NASNetMobile",
-}
+# What the lean jax and tensorflow child runs build: one model per kind of weighted layer that a
+# backend could track differently (depthwise, squeeze-excite with normalization state,
+# LayerScale, separable convolutions: NASNetMobile, which only these runs can build); the rest of
+# LEAN_SAMPLE runs on torch (concatenation and activations hold no weights).
+BACKEND_SAMPLE = {"ConvNeXtTiny", "EfficientNetB0", "MobileNetV2", "NASNetMobile"}
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 
 
 def marks_of(name: str, include_top: bool) -> tuple:
-    if name not in LEAN_SAMPLE:
+    if name not in LEAN_SAMPLE or not (include_top or name == "MobileNetV2"):
         return (pytest.mark.sweep, pytest.mark.full)
     return () if include_top and name in BACKEND_SAMPLE else (pytest.mark.sweep,)
 
 
 def cases() -> list:
     """Every (model, top) pair; all but the backend sample with its top are marked ``sweep``
-    (torch only), the models outside the lean sample ``full`` as well."""
+    (torch only), the models outside the lean sample and the topless ones ``full`` as well."""
     return [
         pytest.param(
             name,

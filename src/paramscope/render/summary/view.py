@@ -10,6 +10,9 @@ weight, and its blocks repeat. So, unless told otherwise:
 * the depth adapts: the deepest whose table fits a screen, yet no trainable layer disappears:
   a layer that is partly trainable is opened past that depth, its trainable layers shown
   under it and the rest folded into one row. A depth the user gives is exact.
+* a run of partly trainable blocks (a LoRA model's decoder layers, each with its adapters)
+  is opened once for all its members: a row stands for the same layer in every block, named
+  by the glob that selects them (``model.layers.*.self_attn.q_proj``, 32 × lora.Linear).
 
 Every number a row shows comes from the report's subtree summaries (core); this module only
 chooses and groups.
@@ -52,6 +55,7 @@ class LayerRow:
     output_shape: tuple | None
     members: int = 1
     rest: bool = False
+    parallel: bool = False  # the same layer in each of ``members`` alike blocks, named by a glob
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,13 @@ class View:
 
 @dataclass
 class _Entry:
-    """A selected row before layout: one node, a run of nodes, or the folded rest."""
+    """A selected row before layout: one node, a run of alike siblings, the same layer in
+    each block of a run (``parallel``), or the folded rest."""
 
     nodes: list[Node]
     level: int
     rest: bool = False
+    parallel: bool = False
     children: list[_Entry] = field(default_factory=list)
 
 
@@ -122,19 +128,32 @@ class _Selection:
             return [self.entry(run, level + 1, depth) for run in runs]
         kids = [child for child in kids if self.holds_only(child)]
         opened = [child for child in kids if self.status(child) in ("Y", "partial")]
-        entries = [self.entry([child], level + 1, depth) for child in opened]
+        entries = [self.entry(run, level + 1, depth) for run in self.runs(opened)]
         rest = [child for child in kids if child not in opened]
         return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
 
-    def entry(self, nodes: list[Node], level: int, depth: int) -> _Entry:
-        entry = _Entry(nodes, level)
+    def entry(self, nodes: list[Node], level: int, depth: int, parallel: bool = False) -> _Entry:
+        entry = _Entry(nodes, level, parallel=parallel)
         if len(nodes) == 1:
             entry.children = self.children(nodes[0], level, depth)
+        elif self.status(nodes[0]) == "partial":
+            entry.children = self.opened_in_each(nodes, level, depth)
         return entry
 
+    def opened_in_each(self, nodes: list[Node], level: int, depth: int) -> list[_Entry]:
+        """Under alike, partly trainable blocks: the layers that train, each row the same layer
+        in every block; the rest folded. Alike blocks hold the same tensors by relative path, so
+        their children match by name (weightless ones aside, which are never shown here)."""
+        groups = [
+            group for group in _same_children(nodes) if self.listed(group[0]) and self.holds_only(group[0])
+        ]
+        opened = [group for group in groups if self.status(group[0]) in ("Y", "partial")]
+        entries = [self.entry(group, level + 1, depth, parallel=True) for group in opened]
+        rest = [node for group in groups if group not in opened for node in group]
+        return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
+
     def runs(self, nodes: list[Node]) -> list[list[Node]]:
-        """Consecutive nodes alike in structure and roles, grouped; a partly trainable node
-        stands alone (its trainable layers must stay visible)."""
+        """Consecutive nodes alike in structure and roles, grouped."""
         runs: list[list[Node]] = []
         for node in nodes:
             previous = runs[-1][-1] if runs else None
@@ -146,7 +165,7 @@ class _Selection:
 
     def alike(self, first: Node, second: Node) -> bool:
         """Same type, tensors and roles; never with --show-tensors, which lists every tensor."""
-        if self.options.show_tensors or self.status(first) == "partial" or first.type != second.type:
+        if self.options.show_tensors or first.type != second.type:
             return False
         return self.signature(first) == self.signature(second)
 
@@ -160,6 +179,24 @@ class _Selection:
                 for tensor in node.all_tensors()
             )
         return self.signatures[key]
+
+
+def _same_children(nodes: list[Node]) -> list[list[Node]]:
+    """The children of alike nodes, grouped by name: each group the same layer in every node.
+    A child missing from one of them (a weightless layer) is left out."""
+    by_name = [{child.name: child for child in node.children} for node in nodes]
+    return [
+        [children[child.name] for children in by_name]
+        for child in nodes[0].children
+        if all(child.name in children for children in by_name)
+    ]
+
+
+def _glob(paths: list[str]) -> str:
+    """The path with a ``*`` for each segment in which ``paths`` differ: the selector that
+    matches the same layer in every block (all paths have as many segments)."""
+    split = [path.split("/") for path in paths]
+    return "/".join(parts[0] if len(set(parts)) == 1 else "*" for parts in zip(*split, strict=True))
 
 
 def _holders(root: Node) -> set[int]:
@@ -250,12 +287,17 @@ class _Layout:
         first, last = nodes[0], nodes[-1]
         label = self.name(first.path, first.name or "(root)")
         kind = first.type
-        if len(nodes) > 1:
+        if entry.parallel:
+            glob = _glob([node.path for node in nodes])
+            label, kind = self.name(glob, glob), f"{len(nodes)} × {first.type}"
+        elif len(nodes) > 1:
             label, kind = f"{label} … {self.name(last.path, last.name)}", f"{len(nodes)} × {first.type}"
         tied = self.tied(nodes, label)
         shapes = {getattr(node, "output_shape", None) for node in nodes}
         shape = shapes.pop() if len(shapes) == 1 else None
-        return LayerRow(prefix, entry.level, label, kind, status, totals, tied, shape, len(nodes))
+        return LayerRow(
+            prefix, entry.level, label, kind, status, totals, tied, shape, len(nodes), parallel=entry.parallel
+        )
 
     def tied(self, nodes: list[Node], label: str) -> tuple[str, ...]:
         """The layers owning tensors that these nodes reuse, when the owner lies outside them.
