@@ -49,11 +49,15 @@ demo: $(VENV)/.demo-installed
 # tf.keras) are units of their own, handed out first (tests/conftest.py). The jax and tensorflow
 # runs are lean (cases marked `sweep` run on torch only) and the fuzzers draw 20 examples a
 # target; `make test-full` runs every sweep on every backend and 50 examples.
+# The files holding tests marked `serial`, named so that their run does not collect (import) the
+# whole suite; tests/conftest.py fails a run that finds a serial test anywhere else.
+SERIAL_TESTS := tests/files/test_hostile_corpus.py
+
 test: $(VENV)/.dev-installed $(VENV)/.browser-installed
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial"  # both cores; see tests/conftest.py
-	$(BIN)/python -m pytest -m serial  # measured tests (CPU seconds), alone
+	$(BIN)/python -m pytest -m serial $(SERIAL_TESTS)  # measured tests (CPU seconds), alone
 
 test-full:
 	PARAMSCOPE_FULL=1 $(MAKE) test

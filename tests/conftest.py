@@ -29,6 +29,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PARAMSCOPE_STRICT", "1")
 
 collect_ignore = [] if os.environ.get("PARAMSCOPE_TF_KERAS_SUITE") else ["tf_keras"]
+# The Makefile runs the tests marked ``serial`` by naming their files (SERIAL_TESTS), so that
+# the run does not import the whole suite; a serial test elsewhere would never run there.
+SERIAL_FILES = {"tests/files/test_hostile_corpus.py"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,6 +49,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     after it (pytest-xdist hands files out in this order, see ``pytest_xdist_make_scheduler``).
     Then files with many tests before files with few, as xdist itself orders them.
     """
+    stray = sorted(
+        {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("serial")} - SERIAL_FILES
+    )
+    if stray:
+        raise pytest.UsageError(
+            f"tests marked serial outside SERIAL_FILES (tests/conftest.py, Makefile): {stray}"
+        )
     left_out = {"sweep"} if LEAN else set()
     if not FULL:
         left_out.add("full")

@@ -10,8 +10,6 @@ import json
 import os
 import signal
 import struct
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -30,6 +28,7 @@ from paramscope.sources.hdf5_structure import structure_of
 from paramscope.sources.sandbox import Sandboxed, parse_reply
 from paramscope.specs.lookup import NoFormula, spec_for
 from tests.files.hostile_corpus import heap_free_space_cut
+from tests.files.writers import written_files
 
 MiB = 1024 * 1024
 CONV = {"input_shape": [None, 8, 8, 3]}  # the build config Keras records for the conv layer
@@ -38,20 +37,11 @@ CONV = {"input_shape": [None, 8, 8, 3]}  # the build config Keras records for th
 @pytest.fixture(scope="module")
 def keras_files(tmp_path_factory) -> dict[str, Path]:
     """conv.keras, conv.h5 (legacy) and conv.weights.h5, written by Keras in a child process
-    (this test process never imports Keras)."""
+    (this test process never imports Keras), shared with the other file tests."""
     folder = tmp_path_factory.mktemp("keras")
-    code = (
-        "import keras; inputs = keras.Input((8, 8, 3)); "
-        "x = keras.layers.Conv2D(8, 3, name='conv')(inputs); "
-        "x = keras.layers.BatchNormalization(name='bn')(x); "
-        "x = keras.layers.GlobalAveragePooling2D(name='pool')(x); "
-        "model = keras.Model(inputs, keras.layers.Dense(2, name='head')(x), name='small'); "
-        f"model.save({str(folder / 'conv.keras')!r}); model.save({str(folder / 'conv.h5')!r}); "
-        f"model.save_weights({str(folder / 'conv.weights.h5')!r})"
-    )
-    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-    return {name: folder / name for name in ("conv.keras", "conv.h5", "conv.weights.h5")}
+    return {
+        path.name: path for path in written_files(tmp_path_factory, folder) if path.name.startswith("conv.")
+    }
 
 
 def members(path: Path) -> dict[str, bytes]:

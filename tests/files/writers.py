@@ -74,8 +74,9 @@ def write_all(folder: Path) -> list[Path]:
         write(folder / name)
         written.append(folder / name)
     keras_files = [folder / name for name in ("model.keras", "npz.keras", "legacy.h5")]
-    write_keras(*keras_files)
-    return written + keras_files
+    conv_files = [folder / name for name in ("conv.keras", "conv.h5", "conv.weights.h5")]
+    write_keras(keras_files, conv_files)
+    return written + keras_files + conv_files
 
 
 def written_files(tmp_path_factory, folder: Path) -> list[Path]:
@@ -102,10 +103,14 @@ def written_files(tmp_path_factory, folder: Path) -> list[Path]:
     return [folder / name for name in json.loads(done.read_text())]
 
 
-def write_keras(*paths: Path) -> None:
-    """A small Keras model saved by Keras itself to each path (.keras or legacy .h5 by the
-    suffix; npz weights when the name starts with "npz"), in one child process so that the
-    calling test process need not import Keras."""
+def write_keras(paths: list[Path], conv_paths: list[Path] = ()) -> None:
+    """Small Keras models saved by Keras itself, in one child process (importing Keras costs
+    8 s; the calling test process need not import it at all):
+
+    - to each of ``paths``, Dense + BatchNormalization + Dense: .keras or legacy .h5 by the
+      suffix, npz weights when the name starts with "npz";
+    - to ``conv_paths`` (a .keras, a legacy .h5, a .weights.h5), Conv2D + BatchNormalization
+      + pooling + Dense (tests/files/test_keras_hostile.py edits them)."""
     code = (
         "import keras; inputs = keras.Input((6,)); x = keras.layers.Dense(5, name='hidden')(inputs); "
         "x = keras.layers.BatchNormalization(name='bn')(x); "
@@ -117,6 +122,15 @@ def write_keras(*paths: Path) -> None:
             code += f"saving_lib.save_model(model, {str(path)!r}, weights_format='npz'); "
         else:
             code += f"model.save({str(path)!r}); "
+    if conv_paths:
+        model_file, legacy, weights = (str(path) for path in conv_paths)
+        code += (
+            "inputs = keras.Input((8, 8, 3)); x = keras.layers.Conv2D(8, 3, name='conv')(inputs); "
+            "x = keras.layers.BatchNormalization(name='bn')(x); "
+            "x = keras.layers.GlobalAveragePooling2D(name='pool')(x); "
+            "model = keras.Model(inputs, keras.layers.Dense(2, name='head')(x), name='small'); "
+            f"model.save({model_file!r}); model.save({legacy!r}); model.save_weights({weights!r}); "
+        )
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
