@@ -201,3 +201,19 @@ def test_a_failed_audit_is_on_the_page_and_in_the_exit_code(tmp_path) -> None:
         p for p in elements(parse(output.read_text(encoding="utf-8")), "p", "answer") if "Audit" in p.text
     ]
     assert answer.text == "Audit failed."
+
+
+def test_a_report_with_a_plan_says_up_front_which_roles_each_part_shows() -> None:
+    """The headline numbers are the model as it is; memory and audit use the plan. The page
+    says so before anything else, with the plan's own numbers."""
+    model = models.keras_transfer()
+    plan = paramscope.freeze(model, rules=KERAS_RULES)
+    page = render("report", paramscope.report(model, rules=KERAS_RULES), "html")
+    (said,) = [p for p in elements(parse(page), "p", "planned")]
+    text = "".join(said.itertext())
+    trainable, frozen = plan.after["trainable"], plan.after["frozen"]
+    assert f"{trainable.params:,} parameters in {trainable.tensors:,} tensors train" in text
+    assert f"{frozen.params:,} in {frozen.tensors:,} are frozen" in text
+    assert "memory section" in text and "audit" not in text
+    assert page.index('class="planned"') < page.index("<h2>")
+    assert 'class="planned"' not in render("report", paramscope.report(model), "html")

@@ -31,10 +31,28 @@ document.querySelectorAll("input.filter").forEach(function (box) {
 """
 
 
+def _as_planned(overview: Overview) -> list[str]:
+    """With a freeze plan, a line up front saying which sections show the model as it is and
+    which as the plan leaves it, with the plan's numbers: they differ, and both are right."""
+    if overview.plan is None:
+        return []
+    after = overview.plan.after
+    trainable, frozen = after["trainable"], after["frozen"]
+    planned = "the memory and audit sections" if overview.audit is not None else "the memory section"
+    return [
+        '<p class="planned"><strong>Now and as planned.</strong> The numbers, the chart and the layer '
+        "table show the model as it is now. With the freeze plan applied, "
+        f"{trainable.params:,} parameters in {trainable.tensors:,} tensors train and "
+        f"{frozen.params:,} in {frozen.tensors:,} are frozen: the plan's before and after, and "
+        f"{planned}, show it that way.</p>"
+    ]
+
+
 def _sections(overview: Overview) -> list[str]:
     report = overview.explanation.report
     sections = [
         heading(report),
+        *_as_planned(overview),
         numbers(report),
         "<h2>Where the parameters sit</h2>",
         chart(report),
