@@ -95,7 +95,7 @@ def assert_only_head_changed(diff, model: torch.nn.Module) -> None:
     statuses = {node.path: node.status for node in diff.nodes}
     assert statuses["0"] == statuses["0/0"] == statuses["0/1"] == "bit-identical"
     assert statuses["2"] == "changed" and statuses[""] == "partly changed"
-    assert diff.summary == f"2 of {len(model.state_dict())} tensors changed: 2; 0 bit-identical"
+    assert diff.summary == f"2 of {len(model.state_dict())} tensors changed: '2'; '0' bit-identical"
 
 
 def test_frozen_base_live_model_against_its_checkpoint(trained) -> None:

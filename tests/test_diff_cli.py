@@ -67,7 +67,7 @@ def test_text_says_it_in_one_line_first(saved) -> None:
     sources, rest = result.output.split("\n\n", 1)  # A and B, each wrapped where its path is long
     assert sources.startswith("A  ") and "\nB  " in sources
     changed = len(changed_keys(before, after))
-    assert rest.splitlines()[0] == f"{changed} of {len(before)} tensors changed: 1, 3; 0 bit-identical"
+    assert rest.splitlines()[0] == f"{changed} of {len(before)} tensors changed: '1', '3'; '0' bit-identical"
     assert "Changed tensor" in result.output and "max |Δ|" in result.output
 
 

@@ -254,8 +254,14 @@ def _parts(node: Node, by_path: dict[str, NodeDiff], outcome: _Outcome) -> list[
     return parts
 
 
+def _named(name: str) -> str:
+    """A name as the one-line summary lists it: quoted where it would read as a number
+    (torch's Sequential children are `0`, `1`: "0 bit-identical" would say none was)."""
+    return f"'{name}'" if name.replace(".", "").replace("/", "").isdigit() else name
+
+
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:SHOWN_NAMES])
+    shown = ", ".join(_named(name) for name in names[:SHOWN_NAMES])
     return shown + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
 
 
