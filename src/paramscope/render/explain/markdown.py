@@ -5,12 +5,13 @@ from __future__ import annotations
 from paramscope.ops.explain import Explanation, LayerExplanation
 from paramscope.render.explain import adapter_line, tensor_label
 from paramscope.render.html_parts.collapsible import collapsible
-from paramscope.render.markup import malicious_markdown
+from paramscope.render.markup import malicious_markdown, quoted
+from paramscope.render.reading import type_suffix
 from paramscope.render.tree_rows import shape_text
 
 
 def _layer_section(layer: LayerExplanation) -> list[str]:
-    lines = [f"### {layer.path or '(root)'} ({layer.type}) · {layer.params:,} params", ""]
+    lines = [f"### {quoted(layer.path or '(root)')}{type_suffix(layer.type)} · {layer.params:,} params", ""]
     if layer.problem:
         return [*lines, f"> **{layer.problem}**", ""]
     if not layer.formula.generic:
@@ -25,7 +26,11 @@ def _layer_section(layer: LayerExplanation) -> list[str]:
 
 def markdown(explanation: Explanation) -> str:
     report = explanation.report
-    lines = [*malicious_markdown(report), f"## Why {report.root.name or '(root)'} counts what it counts", ""]
+    lines = [
+        *malicious_markdown(report),
+        f"## Why {quoted(report.root.name or '(root)')} counts what it counts",
+        "",
+    ]
     sections = [line for layer in explanation.layers for line in _layer_section(layer)]
     count = len(explanation.layers)
     lines += collapsible(f"Every layer's formula ({count:,} layers)", sections, count)

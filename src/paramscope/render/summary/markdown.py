@@ -10,6 +10,7 @@ from paramscope.render.markup import (
     cell,
     malicious_markdown,
     metadata_markdown,
+    quoted,
     source_markdown,
     verdict_markdown,
 )
@@ -76,7 +77,7 @@ def markdown(
     view = build_view(report, ViewOptions(depth, all_layers, only, show_tensors))
     lines = [
         *malicious_markdown(report),
-        f"## {report.root.name or '(root)'} ({report.root.type})",
+        f"## {quoted(report.root.name or '(root)')}{type_suffix(report.root.type)}",
         "",
         source_markdown(report.source),
         "",
