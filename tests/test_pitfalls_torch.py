@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 import paramscope
 from tests.test_torch import ResNetLike, TiedLanguageModel
@@ -98,6 +99,18 @@ def test_index_freeze_on_weightless() -> None:
     assert "index-freeze-on-weightless" not in rules(
         paramscope.freeze(ResNetLike(), freeze=["stem"]).findings
     )
+
+
+def test_a_glob_over_real_names_taking_an_activation_along_is_no_finding() -> None:
+    """`block.*` takes `block.relu` with the weighted layers, as `block_16_*` does in Keras:
+    what was meant, not a selection by position."""
+    block = nn.Module()
+    block.conv, block.relu, block.norm = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)
+    model = nn.Sequential()
+    model.add_module("block", block)
+    plan = paramscope.freeze(model, freeze=["block.*"])
+    assert [len(nodes) for _, nodes in plan.selected] == [3]
+    assert "index-freeze-on-weightless" not in rules(plan.findings)
 
 
 def test_lint_cli_exit_codes() -> None:

@@ -240,10 +240,13 @@ def tied_freeze_conflict(ctx: LintContext) -> Iterator[Finding]:
 
 @rule("index-freeze-on-weightless")
 def index_freeze_on_weightless(ctx: LintContext) -> Iterator[Finding]:
+    """Layers named by their position (torch's Sequential children `0`, `1`, …) selected
+    together with their weighted neighbours, some owning nothing: the `layers[:N]` mistake. A
+    glob over real names (`block_16_*` taking `block_16_relu` along) is what was meant."""
     if ctx.plan is None:
         return
     for rule, nodes in ctx.plan.selected:
-        empty = [n.path for n in nodes if not any(True for _ in n.all_tensors())]
+        empty = [n.path for n in nodes if n.name.isdigit() and not any(True for _ in n.all_tensors())]
         if empty and len(empty) < len(nodes):
             yield Finding(
                 "index-freeze-on-weightless",
