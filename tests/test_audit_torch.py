@@ -276,3 +276,25 @@ def test_unbuilt_lazy_model_is_an_input_error() -> None:
         paramscope.audit(model, inputs=torch.randn(2, 4))
     model(torch.randn(2, 4))
     assert paramscope.audit(model, inputs=torch.randn(2, 4)).restored
+
+
+def test_a_fresh_lora_model_passes_its_zero_gradient_a_matrices_explained() -> None:
+    """LoRA's B starts at zero, so A's gradient is all zero until B moves: with --steps 1 A stays
+    bit-identical, rightly. That is an info finding naming them, not a failed audit blaming a
+    no_grad() that is not there; a tensor cut off the loss stays an error (tests above)."""
+    import peft
+
+    torch.manual_seed(0)
+    model = peft.get_peft_model(
+        torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2)),
+        peft.LoraConfig(r=2, target_modules=["0", "2"]),
+    )
+    result = paramscope.audit(model, inputs=torch.randn(4, 6), steps=1)
+    lora_a = sorted(name.replace(".", "/") for name, _ in model.named_parameters() if "lora_A" in name)
+    assert all(p.grad is None for p in model.parameters())  # restored: the audit leaves no gradient behind
+    assert not result.failed, result.findings
+    (finding,) = result.findings
+    assert (finding.rule, finding.severity, sorted(finding.tensors)) == ("zero-gradient", "info", lora_a)
+    by_path = {v.path: v for v in result.verdicts}
+    assert all(not by_path[path].changed and by_path[path].expected == "either" for path in lora_a)
+    assert all(v.changed for v in result.verdicts if "lora_B" in v.path)

@@ -35,6 +35,7 @@ class Verdict:
     changed: bool
     max_abs_delta: float
     frozen_part: bool  # state inside a part of the model with no trainable tensor
+    zero_gradient: bool = False  # trainable, and its gradient was all zero in a step
 
     @property
     def ok(self) -> bool:
@@ -42,9 +43,10 @@ class Verdict:
 
     @property
     def expected(self) -> str:
-        """`changed`, `unchanged` or `either` (state outside frozen parts, unknown roles)."""
+        """`changed`, `unchanged` or `either` (state outside frozen parts, unknown roles, and a
+        trainable tensor whose gradient was all zero: LoRA's A while B is still zero)."""
         if self.role is Role.TRAINABLE:
-            return "changed"
+            return "either" if self.zero_gradient else "changed"
         if self.role is Role.FROZEN or (self.role is Role.STATE and self.frozen_part):
             return "unchanged"
         return "either"
@@ -98,7 +100,9 @@ def frozen_parts(report: Report) -> set[str]:
     return frozen
 
 
-def verdicts_of(report: Report, observed: dict[str, Observation]) -> list[Verdict]:
+def verdicts_of(
+    report: Report, observed: dict[str, Observation], zero_gradient: set[str] = frozenset()
+) -> list[Verdict]:
     frozen = frozen_parts(report)
     verdicts = []
     for node in report.root.walk():
@@ -114,6 +118,7 @@ def verdicts_of(report: Report, observed: dict[str, Observation]) -> list[Verdic
                     seen.changed,
                     seen.max_abs_delta,
                     tensor.role is Role.STATE and node.path in frozen,
+                    tensor.path in zero_gradient,
                 )
             )
     return verdicts
@@ -245,6 +250,17 @@ def _stuck_causes(paths: list[str], facts: StepFacts, dtypes: dict[str, str]) ->
         if hit:
             found.append(_finding(rule, hit, f"{_listing(hit)}: {why}; they did not change"))
             left = [p for p in left if p not in evidence]
+    if zero := [p for p in left if p in facts.zero_gradient]:  # not a fault: nothing moved them yet
+        found.append(
+            Finding(
+                "zero-gradient",
+                "info",
+                f"{_listing(zero)}: trainable, and their gradient was all zero in a step (LoRA's A "
+                "while B is still zero, or a unit that never fired); they did not change",
+                tuple(zero),
+            )
+        )
+        left = [p for p in left if p not in zero]
     rounded = [p for p in left if dtypes.get(p) in ("bfloat16", "float16")]
     if rounded:
         found.append(
@@ -290,7 +306,7 @@ def run_audit(report: Report, driver: AuditDriver, steps: int) -> Audit:
         driver.restore()
     restored = driver.restored_exactly()
     facts = _step_facts(report, driver, error)
-    verdicts = verdicts_of(report, observed) if error is None else []
+    verdicts = verdicts_of(report, observed, facts.zero_gradient) if error is None else []
     findings = findings_of(verdicts, facts, report.source.kind)
     if facts.stale_compile and not any(f.rule == "stale-compile" for f in findings):
         notes.append(

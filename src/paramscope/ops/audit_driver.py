@@ -41,6 +41,7 @@ class StepFacts:
     """Evidence the driver gathered for root causes (tensor paths unless said otherwise)."""
 
     no_gradient: set[str] = field(default_factory=set)  # trainable, and no gradient reached it
+    zero_gradient: set[str] = field(default_factory=set)  # trainable, its gradient all zero in a step
     not_in_optimizer: set[str] = field(default_factory=set)  # trainable, in no param group
     zero_learning_rate: set[str] = field(default_factory=set)
     weight_decay: set[str] = field(default_factory=set)  # frozen, in a group with weight decay > 0

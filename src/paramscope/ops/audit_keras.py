@@ -247,6 +247,11 @@ class KerasAudit:
             total = total + ops.mean(ops.square(ops.cast(output, "float32") - ops.convert_to_tensor(target)))
         return total
 
+    def _gradient_values(self, grad) -> np.ndarray:
+        """A gradient as numpy, whatever the backend (tf's IndexedSlices: the rows it holds)."""
+        grad = getattr(grad, "values", grad)
+        return np.asarray(grad.numpy() if self.tf_keras else self.keras.ops.convert_to_numpy(grad))
+
     def _ops(self):
         if self.tf_keras:
             import tensorflow as tf
@@ -260,8 +265,11 @@ class KerasAudit:
 
     def _apply(self, grads, variables) -> None:
         for variable, grad in zip(variables, grads, strict=True):
+            path = self.path_of.get(id(variable), variable.name)
             if grad is None:
-                self.facts.no_gradient.add(self.path_of.get(id(variable), variable.name))
+                self.facts.no_gradient.add(path)
+            elif not np.any(self._gradient_values(grad)):
+                self.facts.zero_gradient.add(path)  # reached, but zero: LoRA's B-is-zero start
         pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         if pairs:
             self.optimizer.apply_gradients(pairs)

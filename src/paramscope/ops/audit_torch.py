@@ -241,8 +241,10 @@ class TorchAudit:
             if loss.requires_grad:  # else no trainable tensor is on the loss's path at all
                 loss.backward()
         for path, param in self.parameters.items():
-            if param.requires_grad and (param.grad is None or not bool(param.grad.abs().sum())):
+            if param.requires_grad and param.grad is None:
                 self.facts.no_gradient.add(path)
+            elif param.requires_grad and not bool(param.grad.abs().sum()):
+                self.facts.zero_gradient.add(path)  # reached, but zero: LoRA's A while B is zero
         self.optimizer.step()
 
     def observe(self) -> dict[str, Observation]:

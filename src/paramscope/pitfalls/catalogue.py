@@ -211,6 +211,16 @@ _add(
         dynamic="a frozen tensor changed with no optimizer cause",
     ),
     Pitfall(
+        "zero-gradient",
+        "torch",
+        "a trainable tensor did not change: its gradient was all zero",
+        "its gradient is zero by construction for now: LoRA's A matrices while B is still zero "
+        "(B moves first, then A), or a unit whose activation never fires on this batch",
+        "nothing, for LoRA's A in the first steps (audit with --steps 3, or train a step first); "
+        "otherwise check the activations that feed it",
+        dynamic="requires_grad=True and .grad all zero after backward in a step",
+    ),
+    Pitfall(
         "trainable-unchanged",
         "both",
         "trainable tensors did not change in the train step",
