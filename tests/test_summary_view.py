@@ -280,16 +280,20 @@ def lora_llama(layers: int) -> nn.Module:
     return peft.get_peft_model(base, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
 
 
+STATUS = re.compile(r"Y|N|partial|—")
+
+
 def _rows(text: str) -> dict[str, list[str]]:
     """Each table row's label, without its type (a label folded over lines joined back), and
-    its last two cells: trains and params."""
+    its cells from the Trains column on: [status, *numbers]."""
     rows: list[tuple[str, list[str]]] = []
     for line in text.splitlines()[4:]:
         if rows and not line.startswith((" ", "│", "├", "└")):
             break  # the notes under the table
         cells = line.replace("│", " ").replace("├─", " ").replace("└─", " ").split()
-        if len(cells) >= 2 and re.fullmatch(r"(Y|N|partial|—)", cells[-2]):
-            rows.append(("".join(cells[:-2]), cells[-2:]))
+        status = next((i for i, cell in enumerate(cells) if STATUS.fullmatch(cell)), None)
+        if status is not None and status > 0:
+            rows.append(("".join(cells[:status]), cells[status:]))
         else:  # the rest of the row above's label
             rows[-1] = (rows[-1][0] + "".join(cells), rows[-1][1])
     return {re.sub(r"\(.*\)$", "", label): cells for label, cells in rows}
@@ -318,6 +322,58 @@ def test_a_lora_model_is_one_screen_whatever_its_depth_and_names_every_adapter()
                 if re.fullmatch(glob.replace("*", r"\d+") + r"\..*", name)
             ]
             assert len(held) == 12 and all(p.requires_grad for p in held)
-            assert rows[glob] == ["Y", f"{sum(p.numel() for p in held):,}"], glob
+            assert rows[glob][0] == "Y" and f"{sum(p.numel() for p in held):,}" in rows[glob], glob
     assert len(trainable) == 48  # 12 layers × 2 projections × (A, B): every one under a row above
-    assert "a.*.b (N × Type): the same layer in each of N alike blocks, one row." in texts[12]
+    assert "a.*.b, a.{i…j}.b (N × Type): the same layer in each of N alike blocks, one row." in texts[12]
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.attn, self.mlp = nn.Linear(8, width), nn.Linear(8, 8)
+        self.mlp.requires_grad_(False)
+
+
+def blocks(*widths: int, frozen: tuple[int, ...] = ()) -> nn.Module:
+    model = nn.Module()
+    model.blocks = nn.ModuleList(AttentionBlock(width) for width in widths)
+    for index in frozen:
+        model.blocks[index].requires_grad_(False)
+    return model
+
+
+def test_runs_are_consecutive_blocks_only() -> None:
+    """Partly trainable blocks alternating with frozen ones never collapse across them: a row
+    `blocks.0 … blocks.8` would read as nine blocks where it held five."""
+    model = blocks(*[8] * 10, frozen=(1, 3, 5, 7, 9))
+    rows = _rows(render("summary", paramscope.inspect(model), "text", width=100))
+    assert not [label for label in rows if "…" in label and "other" not in label]
+    for index in range(10):
+        held = sum(p.numel() for p in model.blocks[index].parameters())
+        assert f"{held:,}" in rows[f"blocks.{index}"]
+
+
+def test_two_runs_of_one_model_never_share_a_row_label() -> None:
+    """Blocks 0–2 and 3–5 differ in width: two runs, whose rows name their blocks ({0…2},
+    {3…5}) with the parameters torch holds there; `*` only where a run is every block."""
+    model = blocks(8, 8, 8, 16, 16, 16)
+    rows = _rows(render("summary", paramscope.inspect(model), "text", width=100))
+    for first, last in ((0, 2), (3, 5)):
+        held = sum(
+            model.blocks[i].attn.weight.numel() + model.blocks[i].attn.bias.numel()
+            for i in range(first, last + 1)
+        )
+        row = rows[f"blocks.{{{first}…{last}}}.attn"]
+        assert row[0] == "Y" and f"{held:,}" in row
+    whole = _rows(render("summary", paramscope.inspect(blocks(8, 8, 8)), "text", width=100))
+    assert "blocks.*.attn" in whole
+
+
+def test_a_depth_the_user_gives_is_exact_under_a_run() -> None:
+    """--depth 2 stops at the run; --depth 3 shows every layer of its blocks, frozen ones too."""
+    model = blocks(8, 8, 8)
+    shallow = _rows(render("summary", paramscope.inspect(model), "text", width=100, depth=2))
+    deep = _rows(render("summary", paramscope.inspect(model), "text", width=100, depth=3))
+    assert not [label for label in shallow if ".*." in label]
+    assert {"blocks.*.attn", "blocks.*.mlp"} <= set(deep)
+    assert deep["blocks.*.mlp"][0] == "N" and f"{3 * 72:,}" in deep["blocks.*.mlp"]

@@ -64,13 +64,17 @@ def notes(report: Report, view: View) -> list[str]:
     if view.only and not report.summaries[id(report.root)].totals()[view.only].tensors:
         lines.append(f"no layer holds {view.only} tensors")
     if view.adaptive and view.depth < view.deepest:
-        lines.append(f"Depth {view.depth} of {view.deepest}, chosen to fit a screen (--depth N shows more).")
+        opened = any(row.depth > view.depth for row in layers)
+        further = "; partly trainable layers opened down to what trains" if opened else ""
+        lines.append(
+            f"Depth {view.depth} of {view.deepest}, chosen to fit a screen{further} (--depth N shows more)."
+        )
     if view.hidden:
         lines.append(f"{plural(view.hidden, 'layer')} without tensors hidden (--all-layers shows them).")
     if any(row.members > 1 and not (row.rest or row.parallel) for row in layers):
         lines.append("a … b (N × Type): N consecutive layers with the same tensors and roles, one row.")
     if any(row.parallel for row in layers):
-        lines.append("a.*.b (N × Type): the same layer in each of N alike blocks, one row.")
+        lines.append("a.*.b, a.{i…j}.b (N × Type): the same layer in each of N alike blocks, one row.")
     if any(row.tied for row in layers):
         lines.append(f"{TIED_MARK} x: reuses a tensor of layer x (tied), counted once, at x.")
     if report.source.kind.family is Family.TORCH:

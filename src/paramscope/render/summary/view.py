@@ -87,6 +87,7 @@ class _Entry:
     level: int
     rest: bool = False
     parallel: bool = False
+    span: str = "*"  # a parallel row's glob for the blocks it stands for (see _span)
     children: list[_Entry] = field(default_factory=list)
 
 
@@ -123,33 +124,38 @@ class _Selection:
         if not beyond and not self.options.all_layers:
             self.hidden += sum(1 for child in node.children if id(child) not in self.holders)
         kids = [child for child in node.children if self.listed(child)]
-        if not beyond:  # runs first, so that a run spans only layers that are next to each other
-            runs = [run for run in self.runs(kids) if self.holds_only(run[0])]
-            return [self.entry(run, level + 1, depth) for run in runs]
-        kids = [child for child in kids if self.holds_only(child)]
-        opened = [child for child in kids if self.status(child) in ("Y", "partial")]
-        entries = [self.entry(run, level + 1, depth) for run in self.runs(opened)]
-        rest = [child for child in kids if child not in opened]
+        # runs first, so that a run spans only layers that are next to each other
+        runs = [run for run in self.runs(kids) if self.holds_only(run[0])]
+        if not beyond:
+            return [self.entry(run, level + 1, depth, _span(run, kids)) for run in runs]
+        opened = [run for run in runs if self.status(run[0]) in ("Y", "partial")]
+        entries = [self.entry(run, level + 1, depth, _span(run, kids)) for run in opened]
+        rest = [child for run in runs if self.status(run[0]) not in ("Y", "partial") for child in run]
         return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
 
-    def entry(self, nodes: list[Node], level: int, depth: int, parallel: bool = False) -> _Entry:
-        entry = _Entry(nodes, level, parallel=parallel)
+    def entry(self, nodes: list[Node], level: int, depth: int, span: str, parallel: bool = False) -> _Entry:
+        entry = _Entry(nodes, level, parallel=parallel, span=span)
         if len(nodes) == 1:
             entry.children = self.children(nodes[0], level, depth)
         elif self.status(nodes[0]) == "partial":
-            entry.children = self.opened_in_each(nodes, level, depth)
+            entry.children = self.in_each(nodes, level, depth, span)
         return entry
 
-    def opened_in_each(self, nodes: list[Node], level: int, depth: int) -> list[_Entry]:
-        """Under alike, partly trainable blocks: the layers that train, each row the same layer
-        in every block; the rest folded. Alike blocks hold the same tensors by relative path, so
-        their children match by name (weightless ones aside, which are never shown here)."""
+    def in_each(self, nodes: list[Node], level: int, depth: int, span: str) -> list[_Entry]:
+        """Under alike, partly trainable blocks, each row the same layer in every block: down to
+        a depth the user gives, every layer; else the layers that train, the rest folded. Alike
+        blocks hold the same tensors by relative path, so their children match by name."""
+        forced = self.options.depth is not None
+        if forced and level >= depth:
+            return []
         groups = [
             group for group in _same_children(nodes) if self.listed(group[0]) and self.holds_only(group[0])
         ]
+        if forced:
+            return [self.entry(group, level + 1, depth, span, parallel=True) for group in groups]
         opened = [group for group in groups if self.status(group[0]) in ("Y", "partial")]
-        entries = [self.entry(group, level + 1, depth, parallel=True) for group in opened]
-        rest = [node for group in groups if group not in opened for node in group]
+        entries = [self.entry(group, level + 1, depth, span, parallel=True) for group in opened]
+        rest = [node for group in groups if self.status(group[0]) not in ("Y", "partial") for node in group]
         return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
 
     def runs(self, nodes: list[Node]) -> list[list[Node]]:
@@ -192,11 +198,17 @@ def _same_children(nodes: list[Node]) -> list[list[Node]]:
     ]
 
 
-def _glob(paths: list[str]) -> str:
-    """The path with a ``*`` for each segment in which ``paths`` differ: the selector that
-    matches the same layer in every block (all paths have as many segments)."""
+def _span(run: list[Node], siblings: list[Node]) -> str:
+    """How a row under the run names its blocks: ``*`` when the run is all of them (the glob
+    selects them), else ``{3…5}``, so that two runs of one model never share a label."""
+    return "*" if len(run) == len(siblings) else f"{{{run[0].name}…{run[-1].name}}}"
+
+
+def _glob(paths: list[str], span: str) -> str:
+    """The path with ``span`` for the segment in which ``paths`` differ (the blocks): the same
+    layer in every block of a run (all paths have as many segments)."""
     split = [path.split("/") for path in paths]
-    return "/".join(parts[0] if len(set(parts)) == 1 else "*" for parts in zip(*split, strict=True))
+    return "/".join(parts[0] if len(set(parts)) == 1 else span for parts in zip(*split, strict=True))
 
 
 def _holders(root: Node) -> set[int]:
@@ -288,7 +300,7 @@ class _Layout:
         label = self.name(first.path, first.name or "(root)")
         kind = first.type
         if entry.parallel:
-            glob = _glob([node.path for node in nodes])
+            glob = _glob([node.path for node in nodes], entry.span)
             label, kind = self.name(glob, glob), f"{len(nodes)} × {first.type}"
         elif len(nodes) > 1:
             label, kind = f"{label} … {self.name(last.path, last.name)}", f"{len(nodes)} × {first.type}"
