@@ -212,7 +212,7 @@ def test_renamed_reshaped_and_dtype_changed(tmp_path: Path) -> None:
     assert [c.path for c in diff.changed] == ["c"]  # rounding to float16 moved it
     assert_statistics(diff.changed[0], state["c"], other["c"])
     assert [u.path for u in diff.unchanged] == ["d"]
-    assert diff.summary == "2 of 4 tensors changed: b, c; d bit-identical; 1 added; 1 removed"
+    assert diff.summary == "2 of 4 tensors changed: b, c; d bit-identical; 1 dtype changed; 1 added; 1 removed"
 
 
 def test_names_that_differ_are_said_and_matched_by_order(tmp_path: Path) -> None:
@@ -369,3 +369,34 @@ def test_truncated_safetensors_is_refused(tmp_path: Path) -> None:
     (tmp_path / "cut.safetensors").write_bytes(data[:-7])
     with pytest.raises(InputError, match=re.escape("cut.safetensors")):
         paramscope.diff(path, tmp_path / "cut.safetensors")
+
+
+def test_a_cast_is_said_in_the_one_line_summary(tmp_path) -> None:
+    """float32 → float16: where the values survive the cast they are "equal in value, stored
+    differently" (not "unchanged within 0", no tolerance having been given); where they do not,
+    changed; either way the summary counts the dtype changes."""
+    exact = {"w": torch.tensor([0.5, -2.0, 3.0])}
+    lossy = {"w": torch.tensor([0.1, 1e-8, 3.3])}
+    for name, state in (("exact", exact), ("lossy", lossy)):
+        torch.save(state, tmp_path / f"{name}.pt")
+        torch.save({k: v.half() for k, v in state.items()}, tmp_path / f"{name}16.pt")
+    same = paramscope.diff(tmp_path / "exact.pt", tmp_path / "exact16.pt")
+    assert (
+        same.summary == "all 1 tensor equal in value, stored differently (0 bit-identical); 1 dtype changed"
+    )
+    moved = paramscope.diff(tmp_path / "lossy.pt", tmp_path / "lossy16.pt")
+    assert moved.summary == "all 1 tensor changed; 1 dtype changed"
+    assert (
+        moved.changed[0].max_abs_delta
+        == (lossy["w"].half().double() - lossy["w"].double()).abs().max().item()
+    )
+
+
+def test_an_element_that_became_nan_has_a_nan_largest_change(tmp_path) -> None:
+    """fmax would skip the NaN and report max |Δ| 0 for a tensor that broke."""
+    before = {"w": torch.tensor([1.0, 2.0, 3.0, 4.0])}
+    after = {"w": torch.tensor([1.0, 2.5, float("nan"), 4.0])}
+    torch.save(before, tmp_path / "a.pt")
+    torch.save(after, tmp_path / "b.pt")
+    (change,) = paramscope.diff(tmp_path / "a.pt", tmp_path / "b.pt").changed
+    assert np.isnan(change.max_abs_delta) and change.changed_fraction == 0.5

@@ -275,7 +275,13 @@ def _whole(status: str, tally: Counter, total: int, tolerance: float) -> str:
     tensors = f"all {_tensors(total)}" if compared == total else f"{compared:,} of {_tensors(total)}"
     if status == IDENTICAL:
         return f"{tensors} bit-identical"
-    return f"{tensors} unchanged within {tolerance:g} ({tally[IDENTICAL]:,} bit-identical)"
+    return f"{tensors} {_unchanged(tolerance)} ({tally[IDENTICAL]:,} bit-identical)"
+
+
+def _unchanged(tolerance: float) -> str:
+    """What "unchanged, not bit-identical" means: within the tolerance, or with none given, the
+    same values stored differently (a cast that lost nothing)."""
+    return f"unchanged within {tolerance:g}" if tolerance else "equal in value, stored differently"
 
 
 def _summary(diff: Diff, report: Report, outcome: _Outcome, total: int) -> str:
@@ -294,12 +300,17 @@ def _summary(diff: Diff, report: Report, outcome: _Outcome, total: int) -> str:
     else:
         for status, words in (
             (IDENTICAL, "bit-identical"),
-            (UNCHANGED, f"unchanged within {diff.tolerance:g}"),
+            (UNCHANGED, _unchanged(diff.tolerance)),
         ):
             names = [path for path, done in parts if done == status]
             if names:
                 lines.append(f"{_listing(names)} {words}")
-    counts = (("added", diff.added), ("removed", diff.removed), ("not compared", diff.not_compared))
+    counts = (
+        ("dtype changed", diff.dtype_changed),
+        ("added", diff.added),
+        ("removed", diff.removed),
+        ("not compared", diff.not_compared),
+    )
     lines += [f"{len(items):,} {word}" for word, items in counts if items]
     if diff.frozen_broken:
         lines.append(f"expected frozen, yet changed: {_listing(diff.frozen_broken)}")

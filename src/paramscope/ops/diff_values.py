@@ -127,7 +127,8 @@ class _Sums:
             delta[undefined & self._same(raw_a, raw_b, a, b)] = 0.0
         magnitude = np.abs(delta)
         self.moved += len(a) - int(np.count_nonzero(magnitude <= self.tolerance))
-        self.max_abs = max(self.max_abs, float(np.fmax.reduce(magnitude, initial=0.0)))
+        largest = float(magnitude.max(initial=0.0))  # NaN where an element became NaN: not "0"
+        self.max_abs = largest if math.isnan(largest) or largest > self.max_abs else self.max_abs
         self.delta_squares += float(np.einsum("i,i->", delta, delta))  # no BLAS threads: they spin
         self.base_squares += float(np.einsum("i,i->", a, a))
         self.elements += len(a)
