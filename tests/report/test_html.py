@@ -217,3 +217,16 @@ def test_a_report_with_a_plan_says_up_front_which_roles_each_part_shows() -> Non
     assert "memory section" in text and "audit" not in text
     assert page.index('class="planned"') < page.index("<h2>")
     assert 'class="planned"' not in render("report", paramscope.report(model), "html")
+
+
+def test_the_plan_block_lists_every_layer_it_changes_tied_partners_included() -> None:
+    """Freezing a tied embedding freezes the decoder that shares its tensor: the page (and the
+    report built on it) lists both, as the text does, and the finding that says why."""
+    from tests.test_torch import TiedLanguageModel
+
+    plan = paramscope.freeze(TiedLanguageModel(), freeze=["embedding"])
+    page = parse(render("freeze", plan, "html"))
+    (changes,) = [d for d in elements(page, "details") if "Changed" in "".join(d.itertext())]
+    listed = {code.text for code in elements(changes, "code")}
+    assert listed == {change["path"] for change in plan.changed} and len(listed) >= 2
+    assert "tied-freeze-conflict" in "".join(page.itertext())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from paramscope.core.report import RoleTotals
 from paramscope.core.units import plural
 from paramscope.ops.freeze import FreezePlan
-from paramscope.render.html_parts.blocks import SHOWN_ROLES, escape, heading, swatch, table
+from paramscope.render.html_parts.blocks import SHOWN_ROLES, escape, findings_list, heading, swatch, table
 from paramscope.render.html_parts.charts import legend, stacked_bars
 from paramscope.render.html_parts.page import fragment, page
 
@@ -30,7 +30,23 @@ def plan_block(plan: FreezePlan) -> str:
     ]
     return (
         f'<p class="note">{escape(plan.semantics)}</p>\n<ul class="rules">{rules}</ul>\n'
-        f"{table(head, rows, 'freeze')}\n{stacked_bars(bars)}\n{legend(roles)}"
+        f"{table(head, rows, 'freeze')}\n{stacked_bars(bars)}\n{legend(roles)}\n{_changes(plan)}\n"
+        f"{findings_list(plan.findings)}"
+    )
+
+
+def _changes(plan: FreezePlan) -> str:
+    """Every layer whose flag the plan changes, tied partners included: what the rules reach
+    beyond the layers they name."""
+    if not plan.changed:
+        return '<p class="note">Nothing changes: the rules match the current flags.</p>'
+    items = "".join(
+        f"<li><code>{escape(change['path'])}</code> ({escape(change['type'])}): "
+        f"{escape(change['before'])} → {escape(change['after'])}</li>"
+        for change in plan.changed
+    )
+    return (
+        f"<details><summary>Changed: {plural(len(plan.changed), 'layer')}</summary><ul>{items}</ul></details>"
     )
 
 
