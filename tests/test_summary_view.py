@@ -377,3 +377,14 @@ def test_a_depth_the_user_gives_is_exact_under_a_run() -> None:
     assert not [label for label in shallow if ".*." in label]
     assert {"blocks.*.attn", "blocks.*.mlp"} <= set(deep)
     assert deep["blocks.*.mlp"][0] == "N" and f"{3 * 72:,}" in deep["blocks.*.mlp"]
+
+
+def test_show_tensors_lists_the_tensors_of_every_layer_shown() -> None:
+    """A PEFT `lora_A` holds its weight one level down (`lora_A.default`): the row shown lists
+    it, so every trainable tensor's state_dict key is in the output, as --show-tensors says."""
+    model = lora_llama(2)
+    text = render("summary", paramscope.inspect(model), "text", width=200, show_tensors=True)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert len(trainable) == 8
+    for name in trainable:
+        assert re.search(rf"[─ ]{re.escape(name)}\b", text), name

@@ -282,9 +282,14 @@ class _Layout:
             self.place(child, child_lead, "└─ " if i == len(entry.children) - 1 else "├─ ")
 
     def tensor_rows(self, entry: _Entry, lead: str) -> None:
-        for tensor in entry.nodes[0].tensors:
+        """The layer's tensors; where no layer below it is shown (a depth limit, a trainable
+        layer opened no further), those of its whole subtree, so that every tensor of what the
+        table shows is listed (a PEFT ``lora_A`` holds its weight in ``lora_A.default``)."""
+        node = entry.nodes[0]
+        start = len(node.path) + 1 if node.path else 0
+        for tensor in node.tensors if entry.children else node.all_tensors():
             if self.options.only is None or tensor.role.value == self.options.only:
-                label = (tensor.key or self.name(tensor.path, "")) if self.dotted else tensor.name
+                label = (tensor.key or self.name(tensor.path, "")) if self.dotted else tensor.path[start:]
                 owner = self.name(tensor.shared_with, tensor.shared_with) if tensor.shared_with else None
                 self.rows.append(TensorRow(lead, entry.level + 1, tensor, label, owner))
 
