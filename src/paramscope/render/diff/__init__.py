@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from paramscope.core.printable import visible
 from paramscope.core.report import Source
+from paramscope.core.units import plural
 from paramscope.ops.diff import Diff, NodeDiff, ValueDiff
 from paramscope.render.reading import framework_name
 
@@ -96,7 +97,7 @@ def verdict(diff: Diff) -> str | None:
     """The `--expect-frozen` outcome, when selectors were given."""
     if not diff.expect_frozen:
         return None
-    selectors = ", ".join(visible(s) for s in diff.expect_frozen)
+    selectors = ", ".join(f"'{visible(s)}'" for s in diff.expect_frozen)  # `1` is a layer, not a count
     if diff.failed:
-        return f"Expected frozen ({selectors}), yet {len(diff.frozen_broken):,} changed"
-    return f"Expected frozen ({selectors}): nothing under them changed"
+        return f"Expected frozen: {selectors}; yet {plural(len(diff.frozen_broken), 'tensor')} under them changed"
+    return f"Expected frozen: {selectors}; nothing under them changed"
