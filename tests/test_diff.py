@@ -212,7 +212,9 @@ def test_renamed_reshaped_and_dtype_changed(tmp_path: Path) -> None:
     assert [c.path for c in diff.changed] == ["c"]  # rounding to float16 moved it
     assert_statistics(diff.changed[0], state["c"], other["c"])
     assert [u.path for u in diff.unchanged] == ["d"]
-    assert diff.summary == "2 of 4 tensors changed: b, c; d bit-identical; 1 dtype changed; 1 added; 1 removed"
+    assert (
+        diff.summary == "2 of 4 tensors changed: b, c; d bit-identical; 1 dtype changed; 1 added; 1 removed"
+    )
 
 
 def test_names_that_differ_are_said_and_matched_by_order(tmp_path: Path) -> None:

@@ -81,7 +81,10 @@ def test_expect_frozen_violated_exits_1_and_names_the_tensors(saved) -> None:
     moved = {key for key in changed_keys(before, after) if key.startswith("1.")}
     assert not document["passed"] and {p.replace("/", ".") for p in document["frozen_broken"]} == moved
     text = run(before_path, after_path, "--expect-frozen", "1")
-    assert text.exit_code == 1 and f"Expected frozen: '1'; yet {len(moved)} tensors under them changed:" in text.output
+    assert (
+        text.exit_code == 1
+        and f"Expected frozen: '1'; yet {len(moved)} tensors under them changed:" in text.output
+    )
 
 
 def test_markdown_has_the_summary_the_nodes_and_the_changes(saved) -> None:
