@@ -16,10 +16,11 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The dev extra (4 GB installed) through uv, which pip installs first: uv fetches and unpacks in
-# parallel, 1 min where pip took 5 (tensorflow's own download aside), and compiles no bytecode
-# (pip's compiling of 320 MB of sources, one core for 100 s; the tests' imports compile what
-# they use). uv reads no pip configuration: pip's find-links, where the CPU torch wheel lies,
-# are passed on, or uv would download torch's CUDA build.
+# parallel, 1 min where pip took 5 (tensorflow's own download aside). It compiles the bytecode
+# on every core (about 1 min on 2): left to the tests, each of their processes compiled what it
+# imported before another had written it, and a suite on a fresh venv ran 3 min longer. uv
+# reads no pip configuration: pip's find-links, where the CPU torch wheel lies, are passed on,
+# or uv would download torch's CUDA build.
 UV := uv==0.13.8
 FIND_LINKS = $(sort $(shell $(BIN)/pip config list 2>/dev/null | sed -n "s/^.*find-links='\(.*\)'$$/\1/p"))
 
@@ -27,7 +28,7 @@ $(BIN)/uv: | $(BIN)/python
 	$(BIN)/pip install -q '$(UV)' || echo "make: uv could not be installed: pip installs the dev extra"
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS)) -e '.[dev]' \
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS)) -e '.[dev]' \
 	  || $(BIN)/pip install -q -e '.[dev]'  # where uv cannot reach the registry, pip's own way
 	touch $@ $(VENV)/.demo-installed
 
