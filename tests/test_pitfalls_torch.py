@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from click.testing import CliRunner
 from torch import nn
 
 import paramscope
+from paramscope.cli import cli
 from tests.test_torch import ResNetLike, TiedLanguageModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,29 +113,10 @@ def test_a_glob_over_real_names_taking_an_activation_along_is_no_finding() -> No
     assert "index-freeze-on-weightless" not in rules(plan.findings)
 
 
-def test_lint_cli_exit_codes() -> None:
-    clean = subprocess.run(
-        [sys.executable, "-m", "paramscope.cli", "lint", "tests/fixtures/models.py:tiny"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert clean.returncode == 0 and "No pitfall found." in clean.stdout
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "paramscope.cli",
-            "lint",
-            "tests/fixtures/models.py:frozen_all",
-            "--format",
-            "json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert bad.returncode == 1, bad.stderr
+def test_lint_cli_exit_codes(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    clean = CliRunner().invoke(cli, ["lint", "tests/fixtures/models.py:tiny"])
+    assert clean.exit_code == 0 and "No pitfall found." in clean.stdout
+    bad = CliRunner().invoke(cli, ["lint", "tests/fixtures/models.py:frozen_all", "--format", "json"])
+    assert bad.exit_code == 1, bad.stderr
     assert '"rule": "nothing-to-train"' in bad.stdout
