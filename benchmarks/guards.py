@@ -20,7 +20,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import torch
-from audit import cnn  # benchmarks/ is the script's folder
+from audit import cnn, training_step  # benchmarks/ is the script's folder
 from run import best as best_of
 from torch import nn
 
@@ -43,12 +43,7 @@ def encoder() -> tuple[nn.Module, tuple]:
 def torch_row(name: str, model: nn.Module, inputs: tuple) -> str:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def plain_step() -> None:
-        optimizer.zero_grad()
-        model(*inputs).square().mean().backward()
-        optimizer.step()
-
-    plain_step()  # the optimizer's state exists, as in a run under way
+    plain_step = training_step(model, optimizer, inputs)
     step = best(plain_step)
     guard = paramscope.guard(model, optimizer, every=10**9)
     plain_step()  # the first step is looked at; the following ones are not due

@@ -119,6 +119,17 @@ def model_arguments(command):
     return click.argument("model")(command)
 
 
+def freeze_first(command):
+    """``--freeze``/``--unfreeze`` selectors applied before the command looks (audit, memory);
+    their order on the command line is kept (OrderedRulesCommand)."""
+    command = click.option(
+        "--unfreeze", multiple=True, metavar="SELECTOR", help="Unfreeze these first (repeatable)."
+    )(command)
+    return click.option(
+        "--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Freeze these first (repeatable)."
+    )(command)
+
+
 def show(
     command: str, result: object, fmt: str, output: str | None, inputs: list[str] = (), **options
 ) -> None:
@@ -375,10 +386,7 @@ def _input_shape(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
 
 @cli.command(cls=OrderedRulesCommand)
 @model_arguments
-@click.option(
-    "--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Freeze these first (repeatable)."
-)
-@click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Unfreeze these first (repeatable).")
+@freeze_first
 @click.option(
     "--optimizer",
     "optimizer_name",
@@ -474,10 +482,7 @@ def lint(model: str, factory_args: tuple[str, ...], fmt: str, output: str | None
     metavar="SHAPE",
     help="One example's shape, without the batch: 224,224,3.",
 )
-@click.option(
-    "--freeze", "freeze_", multiple=True, metavar="SELECTOR", help="Freeze these first (repeatable)."
-)
-@click.option("--unfreeze", multiple=True, metavar="SELECTOR", help="Unfreeze these first (repeatable).")
+@freeze_first
 @click.option(
     "--lora", metavar="r=R,targets=LAYER,…", help="Train LoRA adapters of rank R on these layers only."
 )
