@@ -19,7 +19,7 @@ from paramscope.core.kinds import Kind
 from paramscope.core.report import Report, Role
 from paramscope.guards.checks import Look, Watch, watched_origins
 from paramscope.guards.fingerprint import fingerprints
-from paramscope.ops.audit_driver import StepFacts
+from paramscope.ops.audit_driver import StepFacts, note_torch_gradient
 from paramscope.sources.live import inspect_live
 
 
@@ -101,12 +101,8 @@ class TorchProbe:
         in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
         for path in self.learnable:
             param = self.watched[path]
-            if id(param) not in in_optimizer or not param.requires_grad:
-                continue
-            if param.grad is None:
-                self.no_gradient.add(path)
-            elif not param.grad.any():
-                self.zero_gradient.add(path)
+            if id(param) in in_optimizer and param.requires_grad:
+                note_torch_gradient(path, param.grad, self.no_gradient, self.zero_gradient)
 
 
 def _is_parameter(tensor) -> bool:

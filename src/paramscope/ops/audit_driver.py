@@ -51,6 +51,16 @@ class StepFacts:
     step_error: str | None = None  # the train step raised this
 
 
+def note_torch_gradient(path: str, grad, no_gradient: set[str], zero_gradient: set[str]) -> None:
+    """A trainable torch parameter's gradient after backward, noted where it explains a tensor
+    that did not move: None (cut off the loss) or all zero (LoRA's A while B is still zero, a
+    unit that never fired). The audit's driver and the guard's probe both judge by it."""
+    if grad is None:
+        no_gradient.add(path)
+    elif not grad.any():
+        zero_gradient.add(path)
+
+
 class AuditDriver(Protocol):
     """One framework's real training step on one live model, and an exact way back."""
 

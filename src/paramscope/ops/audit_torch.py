@@ -14,7 +14,13 @@ from __future__ import annotations
 import copy
 
 from paramscope.errors import InputError
-from paramscope.ops.audit_driver import Observation, StepFacts, TrainingSetup, default_learning_rate
+from paramscope.ops.audit_driver import (
+    Observation,
+    StepFacts,
+    TrainingSetup,
+    default_learning_rate,
+    note_torch_gradient,
+)
 
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 
@@ -241,10 +247,8 @@ class TorchAudit:
             if loss.requires_grad:  # else no trainable tensor is on the loss's path at all
                 loss.backward()
         for path, param in self.parameters.items():
-            if param.requires_grad and param.grad is None:
-                self.facts.no_gradient.add(path)
-            elif param.requires_grad and not bool(param.grad.abs().sum()):
-                self.facts.zero_gradient.add(path)  # reached, but zero: LoRA's A while B is zero
+            if param.requires_grad:
+                note_torch_gradient(path, param.grad, self.facts.no_gradient, self.facts.zero_gradient)
         self.optimizer.step()
 
     def observe(self) -> dict[str, Observation]:

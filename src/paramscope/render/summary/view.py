@@ -20,6 +20,7 @@ chooses and groups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paramscope.core.kinds import Kind
@@ -128,10 +129,7 @@ class _Selection:
         runs = [run for run in self.runs(kids) if self.holds_only(run[0])]
         if not beyond:
             return [self.entry(run, level + 1, depth, _span(run, kids)) for run in runs]
-        opened = [run for run in runs if self.status(run[0]) in ("Y", "partial")]
-        entries = [self.entry(run, level + 1, depth, _span(run, kids)) for run in opened]
-        rest = [child for run in runs if self.status(run[0]) not in ("Y", "partial") for child in run]
-        return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
+        return self.opened(runs, level, lambda run: self.entry(run, level + 1, depth, _span(run, kids)))
 
     def entry(self, nodes: list[Node], level: int, depth: int, span: str, parallel: bool = False) -> _Entry:
         entry = _Entry(nodes, level, parallel=parallel, span=span)
@@ -153,9 +151,18 @@ class _Selection:
         ]
         if forced:
             return [self.entry(group, level + 1, depth, span, parallel=True) for group in groups]
-        opened = [group for group in groups if self.status(group[0]) in ("Y", "partial")]
-        entries = [self.entry(group, level + 1, depth, span, parallel=True) for group in opened]
-        rest = [node for group in groups if self.status(group[0]) not in ("Y", "partial") for node in group]
+        return self.opened(
+            groups, level, lambda group: self.entry(group, level + 1, depth, span, parallel=True)
+        )
+
+    def opened(
+        self, groups: list[list[Node]], level: int, make: Callable[[list[Node]], _Entry]
+    ) -> list[_Entry]:
+        """Past the depth shown: an entry (``make``) for each group of alike nodes that trains,
+        wholly or partly; the others folded into one row."""
+        trains = [self.status(group[0]) in ("Y", "partial") for group in groups]
+        rest = [node for group, shown in zip(groups, trains, strict=True) if not shown for node in group]
+        entries = [make(group) for group, shown in zip(groups, trains, strict=True) if shown]
         return entries + ([_Entry(rest, level + 1, rest=True)] if rest else [])
 
     def runs(self, nodes: list[Node]) -> list[list[Node]]:
